@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole pipeline: `bash scripts/pipeline.sh` (offline demo) or `bash scripts/pipeline.sh real`.
+# DVC composes params.yaml from conf/ with the chosen profile and records it in dvc.lock;
+# every training stage logs to MLflow (sqlite:///mlflow.db unless MLFLOW_TRACKING_URI is set).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+profile=${1:-demo}
+shift || true
+.venv/bin/dvc exp run --set-param "profile=$profile" "$@"
+echo
+echo "Done. Results: reports/report.html, 'dvc metrics show', 'dvc plots show'."
+echo "MLflow UI:     .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"

@@ -1,0 +1,3 @@
+from hw4.cli import main
+
+main()

@@ -1,0 +1,107 @@
+"""Training an image classifier on the prepared MNIST-family data, as one tracked stage run.
+
+Shared by the MLP points, the MLP's final run and the CNN: the stages differ only in the
+network they build and the files they write.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from hw4.data.mnist_batches import MnistFamilyData
+from hw4.models.classifier import ImageClassifier, OptimSettings
+from hw4.outputs import plot_curves, write_csv, write_json
+from hw4.tracking import ResumeState, StageRun, params_hash
+from hw4.training import TrainerSettings, build_trainer
+
+
+@dataclass
+class ClassifierJob:
+    experiment: str
+    stage: str  # the DVC stage name, e.g. "mlp@150"
+    net: nn.Module
+    params: Mapping[str, Any]  # flattened settings, logged as MLflow params
+    data_path: Path
+    trainer: TrainerSettings
+    optim: OptimSettings
+    epochs: int
+    batch_size: int
+    eval_batch_size: int
+    seed: int
+    checkpoint_dir: Path
+    curve_csv: Path
+    curve_png: Path
+    weights_path: Path
+    metrics_path: Path
+    extra_metrics: Mapping[str, Any] = field(default_factory=dict)
+    test: bool = False
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ClassifierResult:
+    metrics: dict[str, Any]
+    history: list[dict[str, float]]
+    run_id: str | None
+    is_global_zero: bool
+
+
+def train_classifier(job: ClassifierJob) -> ClassifierResult:
+    pl.seed_everything(job.seed, workers=True)
+    data = MnistFamilyData(job.data_path, job.batch_size, job.eval_batch_size, seed=job.seed)
+    standin = bool(data.meta.get("standin", False))
+    params = {
+        **job.params,
+        "data.dataset": data.meta.get("dataset", "unknown"),
+        "batch_size_semantics": "global",
+    }
+    resume = ResumeState(job.checkpoint_dir)
+    ckpt_path = resume.checkpoint_to_resume(params_hash(params))
+    with StageRun(job.experiment, job.stage, params, [job.data_path], standin, resume, job.tags) as run:
+        module = ImageClassifier(job.net, job.optim, data.mean, data.std)
+        trainer = build_trainer(job.trainer, run, job.epochs, checkpoint_dir=job.checkpoint_dir)
+        start = time.perf_counter()
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+        train_time = time.perf_counter() - start
+        if job.test:
+            trainer.test(module, datamodule=data, verbose=False)
+        metrics = summarise(module.history, train_time, trainer, data)
+        metrics.update(job.extra_metrics, run_id=run.run_id, dataset=data.meta.get("dataset", "unknown"), standin=standin)
+        if trainer.is_global_zero:
+            _write_outputs(job, run, module, metrics)
+            run.log_metrics({"train_time_s": train_time})
+        return ClassifierResult(metrics, module.history, run.run_id, trainer.is_global_zero)
+
+
+def summarise(history: list[dict[str, float]], train_time: float, trainer: pl.Trainer, data: MnistFamilyData) -> dict[str, Any]:
+    """Last epoch's metrics, the best validation accuracy, and the test metrics if any."""
+    fitted = [row for row in history if "val/acc" in row]
+    summary: dict[str, Any] = {k: v for k, v in (fitted[-1] if fitted else {}).items() if k != "epoch"}
+    summary["epochs"] = trainer.current_epoch
+    summary["train_time_s"] = round(train_time, 2)
+    summary["train_samples_per_s"] = round(trainer.current_epoch * len(data.data["train_x"]) / max(train_time, 1e-9))
+    for row in history:
+        summary.update({k: v for k, v in row.items() if k.startswith("test/")})
+    return summary
+
+
+def _write_outputs(job: ClassifierJob, run: StageRun, module: ImageClassifier, metrics: Mapping[str, Any]) -> None:
+    write_json(job.metrics_path, metrics)
+    rows = [{k: v for k, v in r.items() if not k.startswith("test/")} for r in module.history]
+    write_csv(job.curve_csv, rows)
+    png = plot_curves(
+        job.curve_png, rows, "epoch",
+        {"loss": ["train/loss", "val/loss"], "accuracy": ["train/acc", "val/acc"]},
+        title=job.stage,
+    )
+    job.weights_path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(job.net.state_dict(), job.weights_path)
+    for path in (job.metrics_path, job.curve_csv, png, job.weights_path):
+        run.log_artifact(path)

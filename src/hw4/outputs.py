@@ -1,0 +1,62 @@
+"""Metrics files, plot data and figures: what DVC tracks and MLflow stores as artifacts."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on training machines
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_json(path: Path, needed_by: str) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{needed_by} needs {path}, which does not exist; run the stage that writes it first")
+    return json.loads(path.read_text())
+
+
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """Rows with the union of their keys as columns (DVC plots read CSV with a header)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def plot_curves(path: Path, rows: Sequence[Mapping[str, Any]], x: str, panels: Mapping[str, Sequence[str]], title: str) -> Path:
+    """One panel per entry of `panels` (panel title -> columns), `x` on the horizontal axis."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for ax, (name, columns) in zip(axes[0], panels.items()):
+        for column in columns:
+            points = [(r[x], r[column]) for r in rows if r.get(column) is not None]
+            if points:
+                ax.plot(*zip(*points), marker="o", markersize=3, label=column)
+        ax.set_title(name)
+        ax.set_xlabel(x)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,124 @@
+"""Problem 2: one point of the MLP hidden-size sweep, the selection, and the final run.
+
+    python -m hw4 mlp --hidden 150     # train on train, validate every epoch
+    python -m hw4 mlp_select           # pick the best point from the points' metrics files
+    python -m hw4 mlp_final            # retrain the chosen size, evaluate once on test
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hw4.classify import ClassifierJob, train_classifier
+from hw4.config import ConfigError, flatten, load_params, section
+from hw4.models.classifier import OptimSettings
+from hw4.models.mlp import MLP, Impl, MLPConfig
+from hw4.training import TrainerSettings
+
+EXPERIMENT = "mlp"
+DATA = Path("data/prepared/mnist_family.pt")
+POINTS = Path("metrics/mlp/points")
+SELECTION = Path("metrics/mlp/select.json")
+FINAL = Path("metrics/mlp/final.json")
+
+
+@dataclass
+class MLPSettings:
+    """params.yaml `mlp`. The sweep list drives the DVC matrix; each point reads the rest."""
+
+    hidden_sizes: list[int]
+    impl: Impl = "torch"
+    epochs: int = 10
+    batch_size: int = 100
+    eval_batch_size: int = 1000
+    optim: OptimSettings = field(default_factory=OptimSettings)
+
+    def validate(self, where: str) -> None:
+        if not self.hidden_sizes:
+            raise ConfigError(f"params '{where}.hidden_sizes': the sweep is empty; list at least one size")
+        bad = [h for h in self.hidden_sizes if h <= 0]
+        if bad:
+            raise ConfigError(f"params '{where}.hidden_sizes': sizes must be positive, got {bad}")
+        if len(set(self.hidden_sizes)) != len(self.hidden_sizes):
+            raise ConfigError(f"params '{where}.hidden_sizes': duplicate sizes in {self.hidden_sizes}")
+        if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ConfigError(f"params '{where}': epochs and batch sizes must be at least 1")
+
+
+@dataclass
+class Settings:
+    mlp: MLPSettings
+    trainer: TrainerSettings
+    seed: int
+
+
+def load_settings(params_path: Path) -> Settings:
+    params = load_params(params_path)
+    if "seed" not in params or not isinstance(params["seed"], int):
+        raise ConfigError(f"{params_path}: missing integer key 'seed'")
+    return Settings(section(params, "mlp", MLPSettings), section(params, "trainer", TrainerSettings), params["seed"])
+
+
+def _point_params(s: Settings, hidden: int) -> dict[str, Any]:
+    """What one run depends on: the training settings and this size, not the sweep list."""
+    mlp = {k: v for k, v in asdict(s.mlp).items() if k != "hidden_sizes"}
+    return flatten({"hidden": hidden, "seed": s.seed, "mlp": mlp, "trainer": asdict(s.trainer)})
+
+
+def _job(s: Settings, hidden: int, stage: str, out: Path, test: bool, tags: dict[str, str]) -> ClassifierJob:
+    return ClassifierJob(
+        experiment=EXPERIMENT,
+        stage=stage,
+        net=MLP(MLPConfig(hidden=hidden), impl=s.mlp.impl),
+        params=_point_params(s, hidden),
+        data_path=DATA,
+        trainer=s.trainer,
+        optim=s.mlp.optim,
+        epochs=s.mlp.epochs,
+        batch_size=s.mlp.batch_size,
+        eval_batch_size=s.mlp.eval_batch_size,
+        seed=s.seed,
+        checkpoint_dir=Path("checkpoints") / stage.replace("@", "/"),
+        curve_csv=Path("plots/mlp/curves") / f"{out.stem}.csv",
+        curve_png=Path("plots/mlp/figures") / f"{out.stem}.png",
+        weights_path=Path("models/mlp") / f"{out.stem}.pt",
+        metrics_path=out,
+        extra_metrics={"hidden": hidden},
+        test=test,
+        tags=tags,
+    )
+
+
+def run_point(s: Settings, hidden: int) -> dict[str, Any]:
+    if hidden not in s.mlp.hidden_sizes:
+        raise ConfigError(f"hidden size {hidden} is not in params mlp.hidden_sizes {s.mlp.hidden_sizes}")
+    out = POINTS / f"h{hidden}.json"
+    return train_classifier(_job(s, hidden, f"mlp@{hidden}", out, test=False, tags={"sweep.role": "point"})).metrics
+
+
+def run_final(s: Settings) -> dict[str, Any]:
+    from hw4.outputs import read_json
+
+    chosen = read_json(SELECTION, "mlp_final")
+    tags = {"sweep.role": "final", "sweep.run_id": str(chosen["sweep_run_id"])}
+    job = _job(s, int(chosen["hidden"]), "mlp_final", FINAL, test=True, tags=tags)
+    job.extra_metrics = {"hidden": int(chosen["hidden"]), "sweep_run_id": chosen["sweep_run_id"], "val_acc_selected": chosen["val_acc"]}
+    return train_classifier(job).metrics
+
+
+def main(argv: list[str] | None = None, final: bool = False) -> None:
+    parser = argparse.ArgumentParser(prog="python -m hw4 mlp_final" if final else "python -m hw4 mlp")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    if not final:
+        parser.add_argument("--hidden", type=int, required=True, help="hidden units of this sweep point")
+    args = parser.parse_args(argv)
+    settings = load_settings(args.params)
+    metrics = run_final(settings) if final else run_point(settings, args.hidden)
+    print({k: v for k, v in metrics.items() if "/" in k})
+
+
+def main_final(argv: list[str] | None = None) -> None:
+    main(argv, final=True)

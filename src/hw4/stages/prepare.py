@@ -1,0 +1,71 @@
+"""The `prepare` stage: one MNIST-family dataset's raw IDX files -> data/prepared/mnist_family.pt.
+
+    python -m hw4 prepare [--params params.yaml]
+
+Output: {train,val,test}_{x,y} uint8 tensors (images (N, 28, 28), labels (N,)) and `meta`
+(dataset, class names, stand-in flag, sha256 of every source file).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from hw4.config import ConfigError, load_params, section
+from hw4.data.mnist import FILES, prepare, save
+from hw4.data.registry import Registry, load_registry
+
+RAW_DIR = Path("data/raw")
+OUT_PATH = Path("data/prepared/mnist_family.pt")
+
+
+@dataclass
+class PrepareSettings:
+    """params.yaml `prepare`."""
+
+    dataset: Literal["mnist", "fashion_mnist", "kmnist"] = "mnist"
+    val_size: int = 5000  # the last val_size training images; the homework holds out 5,000
+
+    def validate(self, where: str) -> None:
+        if self.val_size < 1:
+            raise ConfigError(f"params '{where}.val_size': must be at least 1, got {self.val_size}")
+
+
+def run(
+    settings: PrepareSettings,
+    raw_dir: Path = RAW_DIR,
+    out_path: Path = OUT_PATH,
+    registry: Registry | None = None,
+) -> dict[str, Any]:
+    """Read, check, split and save; return the split sizes and what the data is."""
+    registry = registry if registry is not None else load_registry()
+    dataset = registry[settings.dataset]
+    source = Path(raw_dir) / dataset.target
+    missing = [name for name in FILES.values() if not (source / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{source}: missing {missing}; run the download stage with "
+            f"'{settings.dataset}' in download.datasets first"
+        )
+    data = prepare(source, settings.dataset, list(dataset.classes), settings.val_size)
+    save(data, out_path)
+    sizes = {split: len(data[f"{split}_y"]) for split in ("train", "val", "test")}
+    return {"dataset": settings.dataset, "standin": data["meta"]["standin"], **sizes}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m hw4 prepare", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", type=Path)
+    args = parser.parse_args(argv)
+    settings = section(load_params(args.params), "prepare", PrepareSettings)
+    try:
+        summary = run(settings)
+    except (FileNotFoundError, ValueError) as e:  # IdxError is a ValueError
+        raise SystemExit(f"prepare: {e}") from None  # the message says it all; no traceback
+    standin = " (stand-in data)" if summary["standin"] else ""
+    print(
+        f"prepare: {summary['dataset']}{standin}: train {summary['train']}, val {summary['val']}, "
+        f"test {summary['test']} -> {OUT_PATH}"
+    )

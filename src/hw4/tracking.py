@@ -1,0 +1,299 @@
+"""MLflow, owned here: no other module of the package imports mlflow.
+
+One stage run is one MLflow run. Only the global rank-0 process talks to MLflow; on every
+other rank a `StageRun` is inert, so DDP and multi-node launches make exactly one run.
+The run id is carried three ways so that no second run appears:
+
+- `mlflow run` exports MLFLOW_RUN_ID: the stage logs into that run (Lightning#9370).
+- A resumable stage keeps `run.json` beside its last checkpoint: restarted after a crash,
+  it reopens the same run and continues its metric history (Lightning#5342).
+- A sweep's children are re-parented by the selection stage (`adopt_children`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from pytorch_lightning.loggers.logger import Logger
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+from hw4.paths import repo_root
+
+PARENT_TAG = "mlflow.parentRunId"
+_MAX_PARAM_LEN = 6000
+
+
+def tracking_uri() -> str:
+    """$MLFLOW_TRACKING_URI (a server, say), else SQLite at the repository root."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
+def is_global_rank_zero() -> bool:
+    """True in the one process of a launch that may open the run.
+
+    Read from the launchers' environment (torchrun, SLURM, Lightning's own DDP launcher)
+    rather than from the Trainer, because the run is opened before the Trainer exists.
+    """
+    for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK"):
+        if int(os.environ.get(var, "0") or 0) != 0:
+            return False
+    return True
+
+
+def client() -> MlflowClient:
+    return MlflowClient(tracking_uri())
+
+
+def experiment_id(name: str) -> str:
+    c = client()
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    # With the default SQLite store, artifacts go beside it, whatever the cwd of the stage.
+    location = None
+    if "MLFLOW_TRACKING_URI" not in os.environ:
+        location = (repo_root() / "mlartifacts" / name).as_uri()
+    return c.create_experiment(name, artifact_location=location)
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def params_hash(params: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def provenance_tags(stage: str, data_files: Sequence[Path], standin: bool) -> dict[str, str]:
+    """Git state, DVC stage, data checksums, library versions and device of this run."""
+    tags = {"dvc.stage": stage, "data.standin": str(bool(standin)).lower()}
+    root = repo_root()
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        tags["mlflow.source.git.commit"] = commit
+        tags["git.commit"] = commit
+        tags["git.dirty"] = str(bool(dirty)).lower()
+    except (OSError, subprocess.CalledProcessError):
+        tags["git.commit"] = "unknown"
+    for path in data_files:
+        path = Path(path)
+        if path.is_file():
+            tags[f"data.sha256.{path.name}"] = file_sha256(path)
+    for lib in ("torch", "torchvision", "pytorch-lightning", "torchmetrics", "mlflow", "dvc"):
+        try:
+            tags[f"version.{lib}"] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            pass
+    tags["version.python"] = platform.python_version()
+    tags["device"] = device_description()
+    return tags
+
+
+def device_description() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        names = {torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())}
+        return f"{torch.cuda.device_count()}x {', '.join(sorted(names))}"
+    return f"cpu ({os.cpu_count()} cores, {platform.machine()})"
+
+
+@dataclass
+class ResumeState:
+    """The run id kept beside a stage's last checkpoint, so a restart logs into the same run."""
+
+    directory: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.directory / "last.ckpt"
+
+    @property
+    def _file(self) -> Path:
+        return self.directory / "run.json"
+
+    def resumable_run(self, phash: str) -> str | None:
+        """The run to continue: same params, not finished, and a checkpoint to resume from."""
+        if not self._file.is_file() or not self.checkpoint.is_file():
+            return None
+        state = json.loads(self._file.read_text())
+        if state.get("params_hash") != phash or state.get("finished"):
+            return None
+        return state["run_id"]
+
+    def checkpoint_to_resume(self, phash: str) -> Path | None:
+        """Decided from files alone, so every DDP rank reaches the same answer."""
+        return self.checkpoint if self.resumable_run(phash) else None
+
+    def clear_checkpoint(self) -> None:
+        self.checkpoint.unlink(missing_ok=True)
+
+    def record(self, run_id: str, phash: str, finished: bool) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        state = {"run_id": run_id, "params_hash": phash, "finished": finished}
+        self._file.write_text(json.dumps(state, indent=1) + "\n")
+
+
+@dataclass
+class StageRun:
+    """One MLflow run for one stage run. Use as a context manager.
+
+    A run that raises ends FAILED (KILLED on Ctrl-C); a run that returns ends FINISHED.
+    """
+
+    experiment: str
+    stage: str
+    params: Mapping[str, Any]
+    data_files: Sequence[Path] = ()
+    standin: bool = False
+    resume: ResumeState | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    run_name: str | None = None
+    run_id: str | None = field(default=None, init=False)
+    resumed: bool = field(default=False, init=False)
+
+    @property
+    def active(self) -> bool:
+        return self.run_id is not None
+
+    def __enter__(self) -> "StageRun":
+        if is_global_rank_zero():
+            try:
+                self._open()
+            except BaseException:
+                if self.run_id is not None:
+                    client().set_terminated(self.run_id, "FAILED")
+                raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if not self.active:
+            return
+        if exc_type is None:
+            status = "FINISHED"
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = "KILLED"
+        else:
+            status = "FAILED"
+            self.set_tags({"error": f"{exc_type.__name__}: {exc}"[:5000]})
+        if self.resume is not None:
+            self.resume.record(self.run_id, params_hash(self.params), finished=status == "FINISHED")
+        client().set_terminated(self.run_id, status)
+
+    def _open(self) -> None:
+        c = client()
+        phash = params_hash(self.params)
+        run_id = os.environ.get("MLFLOW_RUN_ID")
+        if self.resume is not None:
+            resumable = self.resume.resumable_run(phash)
+            self.resumed = resumable is not None
+            if not self.resumed:
+                self.resume.clear_checkpoint()  # a finished or different run's: never resumed
+            run_id = run_id or resumable
+        tags = {**provenance_tags(self.stage, self.data_files, self.standin), **self.tags}
+        if self.resumed:
+            tags["resumed"] = "true"
+        if run_id:
+            c.update_run(run_id, status="RUNNING")
+        else:
+            run_id = c.create_run(
+                experiment_id(self.experiment), run_name=self.run_name or self.stage
+            ).info.run_id
+        self.run_id = run_id
+        self.set_tags(tags)
+        self._log_params_once()
+        if self.resume is not None:
+            self.resume.record(run_id, phash, finished=False)
+
+    def _log_params_once(self) -> None:
+        """Log params not yet on the run; a changed value is an error that names the key."""
+        logged = client().get_run(self.run_id).data.params
+        new = {}
+        for key, value in self.params.items():
+            value = str(value)[:_MAX_PARAM_LEN]
+            if key not in logged:
+                new[key] = value
+            elif logged[key] != value:
+                raise ValueError(
+                    f"MLflow run {self.run_id} already has param {key}={logged[key]!r}, "
+                    f"this stage run has {value!r}; unset MLFLOW_RUN_ID or remove the "
+                    f"stage's checkpoint directory to start a new run"
+                )
+        items = [Param(k, v) for k, v in new.items()]
+        for i in range(0, len(items), 100):
+            client().log_batch(self.run_id, params=items[i : i + 100])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if not self.active or not metrics:
+            return
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
+        client().log_batch(self.run_id, metrics=items)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        if not self.active or not tags:
+            return
+        client().log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        if self.active:
+            client().log_artifact(self.run_id, str(path), artifact_path)
+
+    def lightning_logger(self) -> "MLflowRunLogger":
+        return MLflowRunLogger(self)
+
+
+class MLflowRunLogger(Logger):
+    """Lightning's view of a `StageRun`: metrics go to its run, hyperparameters do not.
+
+    The stage logs its settings as flattened params itself, once; Lightning's own
+    MLFlowLogger would open a run per rank and log hparams again on resume.
+    """
+
+    def __init__(self, run: StageRun):
+        super().__init__()
+        self._run = run
+
+    @property
+    def name(self) -> str:
+        return self._run.experiment
+
+    @property
+    def version(self) -> str:
+        return self._run.run_id or "inactive"
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        self._run.log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step)
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def adopt_children(parent_run_id: str, child_run_ids: Sequence[str]) -> None:
+    """Make existing runs nested children of `parent_run_id` (MLflow keeps the link as a tag)."""
+    c = client()
+    for run_id in child_run_ids:
+        c.set_tag(run_id, PARENT_TAG, parent_run_id)

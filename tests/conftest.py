@@ -1,0 +1,72 @@
+"""Shared fixtures: every test runs in its own directory with its own MLflow store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def isolated_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """cwd = a fresh directory that plays the repository root, with SQLite MLflow in it."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HW4_ROOT", str(work))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    return work
+
+
+def tiny_mnist_family(n_train: int = 600, n_val: int = 200, n_test: int = 200, seed: int = 0) -> dict:
+    """A learnable 10-class stand-in in the prepared format: class c lights up stripe c."""
+    g = torch.Generator().manual_seed(seed)
+
+    def split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = torch.randint(0, 10, (n,), generator=g)
+        images = (torch.rand(n, 28, 28, generator=g) * 80).to(torch.uint8)
+        for c in range(10):
+            images[labels == c, 2 * c : 2 * c + 4, 4:24] = 230
+        return images, labels.to(torch.uint8)
+
+    data = {}
+    for name, n in (("train", n_train), ("val", n_val), ("test", n_test)):
+        data[f"{name}_x"], data[f"{name}_y"] = split(n)
+    data["meta"] = {"dataset": "tiny", "standin": True, "classes": [str(c) for c in range(10)]}
+    return data
+
+
+@pytest.fixture
+def tiny_prepared(isolated_workdir: Path) -> Path:
+    path = isolated_workdir / "data/prepared/mnist_family.pt"
+    path.parent.mkdir(parents=True)
+    torch.save(tiny_mnist_family(), path)
+    return path
+
+
+def write_params(path: Path, **sections) -> Path:
+    import yaml
+
+    base = {
+        "seed": 0,
+        "trainer": {"accelerator": "cpu", "devices": 1, "progress_bar": False},
+    }
+    base.update(sections)
+    path.write_text(yaml.safe_dump(base, sort_keys=False))
+    return path
+
+
+def tiny_mlp_params(**overrides) -> dict:
+    mlp = {
+        "hidden_sizes": [8, 16, 32],
+        "epochs": 2,
+        "batch_size": 50,
+        "eval_batch_size": 100,
+        "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "lr_decay": 0.9},
+    }
+    mlp.update(overrides)
+    return mlp

@@ -1,0 +1,129 @@
+"""Safe extraction: unsafe archives are refused whole; good ones unpack once."""
+
+from __future__ import annotations
+
+import io
+import stat
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from hw4.data import archives
+from hw4.data.archives import ArchiveError, extract
+
+SHA = "ab" * 32
+
+
+def make_zip(path: Path, entries: dict[str, bytes], symlinks: dict[str, str] | None = None) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+        for name, target in (symlinks or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16  # how Info-ZIP stores a symlink
+            zf.writestr(info, target)
+    return path
+
+
+def make_tar(path: Path, entries: dict[str, bytes], links: dict[str, tuple[bytes, str]] | None = None) -> Path:
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        for name, (kind, target) in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, target
+            tf.addfile(info)
+    return path
+
+
+def assert_refused(archive: Path, out: Path, *entries: str) -> None:
+    with pytest.raises(ArchiveError, match="refusing to extract anything") as caught:
+        extract(archive, out, SHA)
+    for entry in entries:
+        assert repr(entry) in str(caught.value)
+    assert not out.exists()  # not even the good entries, nor a temporary directory
+    assert not (archive.parent / "evil").exists()
+
+
+def test_dotdot_entry_is_refused(tmp_path):
+    archive = make_zip(tmp_path / "a.zip", {"good/file.txt": b"ok", "../evil": b"x"})
+    assert_refused(archive, tmp_path / "out", "../evil")
+
+
+def test_absolute_entry_is_refused(tmp_path):
+    archive = make_zip(tmp_path / "a.zip", {"good.txt": b"ok", "/tmp/evil-absolute": b"x"})
+    assert_refused(archive, tmp_path / "out", "/tmp/evil-absolute")
+
+
+def test_zip_symlink_escaping_the_target_is_refused(tmp_path):
+    archive = make_zip(tmp_path / "a.zip", {"good.txt": b"ok"}, symlinks={"data/link": "../../evil"})
+    assert_refused(archive, tmp_path / "out", "data/link")
+
+
+def test_tar_links_escaping_the_target_are_refused(tmp_path):
+    links = {
+        "abs-link": (tarfile.SYMTYPE, "/etc/passwd"),
+        "up-link": (tarfile.SYMTYPE, "../evil"),
+        "hard": (tarfile.LNKTYPE, "../evil"),
+    }
+    archive = make_tar(tmp_path / "a.tar.gz", {"good.txt": b"ok"}, links)
+    assert_refused(archive, tmp_path / "out", "abs-link", "up-link", "hard")
+
+
+def test_writing_through_a_link_is_refused(tmp_path):
+    # "d" alone points inside, but "d/../../x" style tricks start by writing through it.
+    archive = make_zip(tmp_path / "a.zip", {"d/f": b"x"}, symlinks={"d": "."})
+    assert_refused(archive, tmp_path / "out", "d/f")
+
+
+def test_link_resolved_through_another_link_is_refused(tmp_path):
+    # Read as text, "b/../x" stays inside; on disk b is "." so it would be ../x.
+    archive = make_zip(tmp_path / "a.zip", {}, symlinks={"b": ".", "a": "b/../x"})
+    assert_refused(archive, tmp_path / "out", "a")
+
+
+def test_good_zip_extracts_once(tmp_path, monkeypatch):
+    archive = make_zip(
+        tmp_path / "a.zip",
+        {"top/sub/f.txt": b"hello", "top/g.txt": b"g", "readme": b"r"},
+        symlinks={"top/alias": "sub/f.txt"},
+    )
+    out = tmp_path / "out"
+    assert extract(archive, out, SHA) == ["readme", "top"]
+    assert (out / "top" / "sub" / "f.txt").read_bytes() == b"hello"
+    assert (out / "top" / "alias").is_symlink() and (out / "top" / "alias").read_bytes() == b"hello"
+    assert sorted(p.name for p in out.iterdir()) == [f".extracted-{SHA}", "readme", "top"]
+
+    monkeypatch.setattr(archives, "_unpack", lambda *a: pytest.fail("extracted twice"))
+    assert extract(archive, out, SHA) == ["readme", "top"]
+
+
+def test_deleted_entries_are_extracted_again_and_stale_files_replaced(tmp_path):
+    archive = make_zip(tmp_path / "a.zip", {"top/f.txt": b"new"})
+    out = tmp_path / "out"
+    (out / "top").mkdir(parents=True)
+    (out / "top" / "stale.txt").write_text("from an older archive")
+    extract(archive, out, SHA)
+    assert sorted(p.name for p in (out / "top").iterdir()) == ["f.txt"]
+
+    (out / "top" / "f.txt").unlink()
+    (out / "top").rmdir()
+    extract(archive, out, SHA)
+    assert (out / "top" / "f.txt").read_bytes() == b"new"
+
+
+def test_good_tar_extracts(tmp_path):
+    archive = make_tar(tmp_path / "a.tar.gz", {"top/f.txt": b"t"}, {"top/l": (tarfile.SYMTYPE, "f.txt")})
+    out = tmp_path / "out"
+    assert extract(archive, out, SHA) == ["top"]
+    assert (out / "top" / "l").read_bytes() == b"t"
+
+
+def test_unreadable_archive(tmp_path):
+    (tmp_path / "a.zip").write_bytes(b"<html>not found</html>")
+    with pytest.raises(ArchiveError, match="neither a zip file nor a tar archive"):
+        extract(tmp_path / "a.zip", tmp_path / "out", SHA)

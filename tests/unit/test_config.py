@@ -1,0 +1,50 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hw4.compose import compose
+from hw4.config import ConfigError, load_params, section
+from hw4.stages.mlp import MLPSettings, load_settings
+from tests.conftest import REPO, tiny_mlp_params, write_params
+
+
+@pytest.mark.parametrize(
+    "mlp, message",
+    [
+        (tiny_mlp_params(hidden_sizes=[]), "sweep is empty"),
+        (tiny_mlp_params(hidden_sizes=[8, 0, -3]), "must be positive, got [0, -3]"),
+        (tiny_mlp_params(hidden_sizes=[8, 8]), "duplicate"),
+        (tiny_mlp_params(hiden=3), "unknown key(s) ['hiden']"),
+        (tiny_mlp_params(optim={"name": "sgd", "lr": -1.0}), "must be positive"),
+        (tiny_mlp_params(optim={"name": "rmsprop"}), "not one of"),
+        (tiny_mlp_params(epochs="ten"), "expected int"),
+    ],
+)
+def test_bad_mlp_params_stop_with_a_clear_error(tmp_path: Path, mlp: dict, message: str):
+    params = write_params(tmp_path / "params.yaml", mlp=mlp)
+    with pytest.raises(ConfigError) as err:
+        load_settings(params)
+    assert message in str(err.value)
+
+
+def test_missing_section_names_it(tmp_path: Path):
+    params = write_params(tmp_path / "params.yaml")
+    with pytest.raises(ConfigError, match="missing section 'mlp'"):
+        section(load_params(params), "mlp", MLPSettings)
+
+
+def test_committed_params_are_conf_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """params.yaml is what `dvc exp run` composes from conf/ with no overrides."""
+    monkeypatch.setenv("HW4_ROOT", str(REPO))
+    composed = compose(tmp_path / "params.yaml", [])
+    assert yaml.safe_load(composed.read_text()) == yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def test_demo_profile_changes_data_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HW4_ROOT", str(REPO))
+    real = yaml.safe_load(compose(tmp_path / "real.yaml", []).read_text())
+    demo = yaml.safe_load(compose(tmp_path / "demo.yaml", ["profile=demo"]).read_text())
+    assert demo["profile"] == "demo" and real["profile"] == "real"
+    assert demo["prepare"]["dataset"] == "fashion_mnist"
+    assert demo["mlp"]["hidden_sizes"] == real["mlp"]["hidden_sizes"]

@@ -1,0 +1,286 @@
+"""Fetching against a real HTTP server on 127.0.0.1 with good, failing and lying mirrors."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import socket
+import sys
+import threading
+import types
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from hw4.config import ConfigError, section
+from hw4.data.download import DownloadError, HttpOptions, PinLock, fetch
+from hw4.data.registry import STANDIN_MARKER, Dataset, FileSpec, RegistryError, load_registry
+from hw4.stages import download as stage
+
+CONTENT = b"IDX content " * 100
+PUBLISHED = gzip.compress(CONTENT, compresslevel=9, mtime=0)  # the mirrors' .gz
+RECOMPRESSED = gzip.compress(CONTENT, compresslevel=1, mtime=1)  # e.g. Debian's copy
+FAST = HttpOptions(retries=1, timeout_s=5, backoff_s=0.01)
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Mirrors:
+    """Routes (path -> (status, body)) and a log of every request made."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, tuple[int, bytes]] = {}
+        self.claimed_length: dict[str, int] = {}  # a Content-Length that lies (a cut transfer)
+        self.requests: list[str] = []
+        self.base = ""
+
+    def count(self, prefix: str) -> int:
+        return sum(r.startswith(prefix) for r in self.requests)
+
+
+@pytest.fixture
+def mirrors(monkeypatch):
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    state = Mirrors()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            state.requests.append(self.path)
+            status, body = state.routes.get(self.path, (404, b"no such file"))
+            self.send_response(status)
+            self.send_header("Content-Length", str(state.claimed_length.get(self.path, len(body))))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:  # keep the test output clean
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    state.base = f"http://127.0.0.1:{server.server_port}"
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def refused_url() -> str:
+    """A port nobody listens on: bound, then closed."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+def gz_spec() -> FileSpec:
+    return FileSpec(name="toy.gz", path="toy.gz", md5=md5(PUBLISHED), content_sha256=sha256(CONTENT))
+
+
+def toy(mirrors: list[str], spec: FileSpec | None = None) -> Dataset:
+    return Dataset(key="toy", target="toy", mirrors=tuple(mirrors), local_dirs=(), files=(spec or gz_spec(),))
+
+
+def four_mirrors(m: Mirrors) -> list[str]:
+    m.routes["/m500/toy.gz"] = (500, b"oops")
+    m.routes["/bad/toy.gz"] = (200, PUBLISHED[:-5] + b"xxxxx")
+    m.routes["/good/toy.gz"] = (200, PUBLISHED)
+    return [f"{m.base}/{name}/" for name in ("m404", "m500", "bad", "good")]
+
+
+def test_falls_through_bad_mirrors_to_the_good_one(mirrors, tmp_path):
+    dataset = toy(four_mirrors(mirrors))
+    target = tmp_path / "raw"
+    fetched = fetch(dataset, dataset.files[0], target, PinLock(tmp_path / "lock.json"), http=FAST)
+
+    assert fetched.source == f"{mirrors.base}/good/toy.gz"
+    assert (target / "toy.gz").read_bytes() == PUBLISHED
+    assert [p.name for p in target.iterdir()] == ["toy.gz"]  # no temporary files
+    assert not (tmp_path / "lock.json").exists()  # checksummed files are not pinned
+    # 404 and a wrong checksum are final; a 500 is retried.
+    assert [mirrors.count(f"/{m}/") for m in ("m404", "m500", "bad", "good")] == [1, 2, 1, 1]
+
+
+def test_all_mirrors_failing_is_one_error_listing_each(mirrors, tmp_path):
+    mirrors.routes["/short/toy.gz"] = (200, PUBLISHED[:10])
+    mirrors.claimed_length["/short/toy.gz"] = len(PUBLISHED)
+    urls = four_mirrors(mirrors)[:3] + [f"{mirrors.base}/short/", refused_url()]
+    dataset = toy(urls)
+    target = tmp_path / "raw"
+    with pytest.raises(DownloadError) as caught:
+        fetch(dataset, dataset.files[0], target, PinLock(tmp_path / "lock.json"), http=FAST)
+
+    message = str(caught.value)
+    assert f"{urls[0]}toy.gz: HTTP 404 Not Found" in message
+    assert f"{urls[1]}toy.gz: HTTP 500 Internal Server Error (after 2 attempts)" in message
+    assert f"{urls[2]}toy.gz: checksum mismatch: md5 expected {md5(PUBLISHED)}, got" in message
+    cut = f"transfer cut short: 10 bytes read, {len(PUBLISHED) - 10} more expected (after 2 attempts)"
+    assert f"{urls[3]}toy.gz: {cut}" in message
+    assert f"{urls[4]}toy.gz: Connection refused (after 2 attempts)" in message
+    assert str((target / "toy.gz").resolve()) in message and md5(PUBLISHED) in message
+    assert list(target.iterdir()) == []
+
+
+def test_recompressed_local_copy_is_accepted_by_content(mirrors, tmp_path):
+    local = tmp_path / "mirror" / "toy"  # <mirror dir>/<dataset key>/<name>
+    local.mkdir(parents=True)
+    (local / "toy.gz").write_bytes(RECOMPRESSED)
+    assert md5(RECOMPRESSED) != md5(PUBLISHED)
+    target = tmp_path / "raw"
+    dataset = toy([f"{mirrors.base}/good/"])
+
+    fetched = fetch(dataset, dataset.files[0], target, PinLock(tmp_path / "lock.json"), [tmp_path / "mirror"], FAST)
+
+    assert fetched.source == str(local / "toy.gz")
+    assert (target / "toy.gz").read_bytes() == RECOMPRESSED
+    assert mirrors.requests == []
+
+
+def test_local_copy_with_wrong_content_is_rejected(mirrors, tmp_path):
+    (tmp_path / "mirror").mkdir()
+    (tmp_path / "mirror" / "toy.gz").write_bytes(gzip.compress(b"something else"))
+    target = tmp_path / "raw"
+    dataset = toy([])
+
+    with pytest.raises(DownloadError) as caught:
+        fetch(dataset, dataset.files[0], target, PinLock(tmp_path / "lock.json"), [tmp_path / "mirror"], FAST)
+    assert f"{tmp_path / 'mirror' / 'toy.gz'}: checksum mismatch" in str(caught.value)
+    assert f"decompressed sha256 expected {sha256(CONTENT)}, got {sha256(b'something else')}" in str(caught.value)
+    assert list(target.iterdir()) == []
+
+    mirrors.routes["/good/toy.gz"] = (200, PUBLISHED)
+    dataset = toy([f"{mirrors.base}/good/"])
+    fetched = fetch(dataset, dataset.files[0], target, PinLock(tmp_path / "lock.json"), [tmp_path / "mirror"], FAST)
+    assert fetched.source.startswith(mirrors.base) and (target / "toy.gz").read_bytes() == PUBLISHED
+
+
+def test_present_good_file_is_reused_without_a_request(mirrors, tmp_path):
+    (tmp_path / "toy.gz").write_bytes(RECOMPRESSED)
+    dataset = toy(four_mirrors(mirrors))
+    fetched = fetch(dataset, dataset.files[0], tmp_path, PinLock(tmp_path / "lock.json"), http=FAST)
+    assert fetched.source == "in place" and mirrors.requests == []
+
+
+def test_present_corrupt_file_is_replaced(mirrors, tmp_path):
+    (tmp_path / "toy.gz").write_bytes(b"garbage")
+    mirrors.routes["/good/toy.gz"] = (200, PUBLISHED)
+    dataset = toy([f"{mirrors.base}/good/"])
+    fetch(dataset, dataset.files[0], tmp_path, PinLock(tmp_path / "lock.json"), http=FAST)
+    assert (tmp_path / "toy.gz").read_bytes() == PUBLISHED
+
+
+def test_pin_on_first_download_then_refuse_a_change(mirrors, tmp_path):
+    spec = FileSpec(name="weights.bin", path="weights.bin", pin=True)
+    dataset = toy([f"{mirrors.base}/m/"], spec)
+    lock = PinLock(tmp_path / "data" / "pinned-checksums.json")
+    mirrors.routes["/m/weights.bin"] = (200, b"version 1")
+
+    first = fetch(dataset, spec, tmp_path / "raw", lock, http=FAST)
+    assert first.newly_pinned
+    assert json.loads(lock.path.read_text()) == {"toy/weights.bin": sha256(b"version 1")}
+    assert not fetch(dataset, spec, tmp_path / "raw", lock, http=FAST).newly_pinned
+
+    (tmp_path / "raw" / "weights.bin").unlink()
+    mirrors.routes["/m/weights.bin"] = (200, b"version 2")
+    with pytest.raises(DownloadError, match="delete the entry 'toy/weights.bin'") as caught:
+        fetch(dataset, spec, tmp_path / "raw", lock, http=FAST)
+    assert f"sha256 expected {sha256(b'version 1')}, got {sha256(b'version 2')}" in str(caught.value)
+    assert list((tmp_path / "raw").iterdir()) == []
+
+
+def test_error_page_is_not_pinned_as_an_archive(mirrors, tmp_path):
+    spec = FileSpec(name="data.zip", path="data.zip", pin=True, extract=True)
+    mirrors.routes["/m/data.zip"] = (200, b"<html>moved</html>")
+    lock = PinLock(tmp_path / "lock.json")
+    with pytest.raises(DownloadError, match="not a zip or tar archive"):
+        fetch(toy([f"{mirrors.base}/m/"], spec), spec, tmp_path / "raw", lock, http=FAST)
+    assert not lock.path.exists()
+
+
+def test_registry_has_every_source():
+    registry = load_registry()
+    assert {"mnist", "fashion_mnist", "kmnist", "hymenoptera", "coco_captioning", "coco2014_annotations",
+            "coco2014_train_images", "coco2014_val_images", "resnet18_imagenet"} <= set(registry)  # fmt: skip
+    assert all(f.pin and f.extract for f in registry["hymenoptera"].files)
+    assert registry["resnet18_imagenet"].files[0].sha256_prefix == "f37072fd"
+    assert Path("/usr/share/datasets/fashion-mnist") in registry["fashion_mnist"].local_dirs
+
+
+def test_registry_refuses_a_file_with_no_way_to_verify_it(tmp_path):
+    (tmp_path / "r.yaml").write_text("x:\n  mirrors: ['https://e.org/']\n  files: [{name: a.gz}]\n")
+    with pytest.raises(RegistryError, match=r"x\.files\[0\]: give a checksum or `pin: true`"):
+        load_registry(tmp_path / "r.yaml")
+
+
+def test_stage_settings_name_the_known_datasets():
+    params = {"download": {"datasets": ["mnist", "imagenet"]}}
+    with pytest.raises(ConfigError, match=r"unknown dataset\(s\) \['imagenet'\]; known: \[.*'mnist'"):
+        section(params, "download", stage.DownloadSettings)
+    params = {"download": {"datasets": ["hymenoptera"], "generate": ["hymenoptera"]}}
+    with pytest.raises(ConfigError, match="both downloaded and generated"):
+        section(params, "download", stage.DownloadSettings)
+
+
+def test_stage_generates_stand_ins_in_place(tmp_path, monkeypatch):
+    def generate(target_dir: Path, seed: int) -> None:
+        (target_dir / "hymenoptera_data" / "train").mkdir(parents=True)
+        (target_dir / "hymenoptera_data" / "train" / "seed.txt").write_text(str(seed))
+
+    monkeypatch.setitem(sys.modules, "fake_standin", types.SimpleNamespace(generate=generate))
+    monkeypatch.setitem(stage.GENERATORS, "hymenoptera", ("fake_standin", "hymenoptera"))
+    settings = stage.DownloadSettings(datasets=[], generate=["hymenoptera"])
+
+    summary = stage.run(settings, seed=7, raw_dir=tmp_path / "raw", lock_path=tmp_path / "lock.json")
+
+    target = tmp_path / "raw" / "hymenoptera"
+    assert summary["generated"] == {"hymenoptera": str(target)}
+    assert (target / "hymenoptera_data" / "train" / "seed.txt").read_text() == "7"
+    assert (target / STANDIN_MARKER).exists()
+    assert [p.name for p in (tmp_path / "raw").iterdir()] == ["hymenoptera"]  # no temporary directory
+
+    (target / STANDIN_MARKER).unlink()  # now it looks like real, downloaded data
+    with pytest.raises(stage.StandinError, match="holds downloaded data"):
+        stage.run(settings, raw_dir=tmp_path / "raw", lock_path=tmp_path / "lock.json")
+
+
+def test_stage_reads_the_top_level_seed():
+    assert stage.read_seed({}) == 0 and stage.read_seed({"seed": 3}) == 3
+    with pytest.raises(ConfigError, match="'seed': expected an integer"):
+        stage.read_seed({"seed": "3"})
+
+
+def test_stage_downloads_pins_and_unpacks_over_a_stand_in(mirrors, tmp_path):
+    archive = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("bundle/train/a.txt", "real")
+    mirrors.routes["/m/bundle.zip"] = (200, archive.read_bytes())
+    spec = FileSpec(name="bundle.zip", path="bundle.zip", pin=True, extract=True)
+    registry = {"toy": toy([f"{mirrors.base}/m/"], spec)}
+    raw = tmp_path / "raw"
+    (raw / "toy" / "bundle").mkdir(parents=True)
+    (raw / "toy" / STANDIN_MARKER).write_text("generated\n")
+    settings = stage.DownloadSettings(datasets=["toy"], retries=0)
+
+    summary = stage.run(settings, raw_dir=raw, lock_path=tmp_path / "lock.json", registry=registry)
+
+    assert summary["downloaded"]["toy"]["bundle.zip"].startswith(f"{mirrors.base}/m/bundle.zip (sha256 pinned")
+    assert (raw / "toy" / "bundle" / "train" / "a.txt").read_text() == "real"
+    assert not (raw / "toy" / STANDIN_MARKER).exists()
+    digest = sha256(archive.read_bytes())
+    assert json.loads((tmp_path / "lock.json").read_text()) == {"toy/bundle.zip": digest}
+    assert sorted(p.name for p in (raw / "toy").iterdir()) == [f".extracted-{digest}", "bundle", "bundle.zip"]
+
+    mirrors.requests.clear()
+    assert stage.run(settings, raw_dir=raw, lock_path=tmp_path / "lock.json", registry=registry)["downloaded"] == {
+        "toy": {"bundle.zip": "in place"}
+    }
+    assert mirrors.requests == []

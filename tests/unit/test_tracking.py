@@ -1,0 +1,79 @@
+"""The tracking core against a real SQLite MLflow store."""
+
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from hw4 import tracking
+from hw4.tracking import ResumeState, StageRun
+
+
+def _runs(experiment: str):
+    c = MlflowClient(tracking.tracking_uri())
+    exp = c.get_experiment_by_name(experiment)
+    return [] if exp is None else c.search_runs([exp.experiment_id])
+
+
+def test_a_stage_run_is_one_finished_run_with_params_tags_and_metrics(tmp_path: Path):
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"abc")
+    with StageRun("unit", "unit_stage", {"a.b": 1, "lr": 0.5}, [data], standin=True) as run:
+        run.log_metrics({"val/acc": 0.5}, step=0)
+        run.log_metrics({"val/acc": 0.75}, step=1)
+    (r,) = _runs("unit")
+    assert r.info.status == "FINISHED"
+    assert r.data.params == {"a.b": "1", "lr": "0.5"}
+    assert r.data.metrics["val/acc"] == 0.75
+    tags = r.data.tags
+    assert tags["dvc.stage"] == "unit_stage" and tags["data.standin"] == "true"
+    assert tags["data.sha256.data.bin"] == tracking.file_sha256(data)
+    assert {"git.commit", "device", "version.torch", "version.mlflow"} <= set(tags)
+
+
+def test_a_stage_that_raises_leaves_its_run_failed():
+    with pytest.raises(RuntimeError):
+        with StageRun("unit", "boom", {}):
+            raise RuntimeError("training diverged")
+    (r,) = _runs("unit")
+    assert r.info.status == "FAILED"
+    assert "training diverged" in r.data.tags["error"]
+
+
+def test_mlflow_run_id_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch):
+    c = MlflowClient(tracking.tracking_uri())
+    outer = c.create_run(tracking.experiment_id("unit")).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", outer)
+    with StageRun("unit", "stage", {"x": 1}) as run:
+        assert run.run_id == outer
+    assert [r.info.run_id for r in _runs("unit")] == [outer]
+
+
+def test_non_zero_ranks_open_no_run(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with StageRun("unit", "stage", {"x": 1}) as run:
+        run.log_metrics({"a": 1.0})
+        assert not run.active
+    assert _runs("unit") == []
+
+
+def test_resume_reopens_the_same_run_only_with_same_params_and_a_checkpoint(tmp_path: Path):
+    state = ResumeState(tmp_path / "ckpt")
+    with pytest.raises(KeyboardInterrupt):
+        with StageRun("unit", "stage", {"x": 1}, resume=state) as first:
+            state.checkpoint.write_bytes(b"weights")
+            raise KeyboardInterrupt
+    with StageRun("unit", "stage", {"x": 1}, resume=state) as second:
+        assert second.resumed and second.run_id == first.run_id
+    with StageRun("unit", "stage", {"x": 1}, resume=state) as third:
+        assert not third.resumed and third.run_id != first.run_id  # the last one finished
+    assert not state.checkpoint.exists()
+
+
+def test_a_changed_param_on_an_existing_run_is_a_clear_error(monkeypatch: pytest.MonkeyPatch):
+    with StageRun("unit", "stage", {"lr": 0.1}) as run:
+        pass
+    monkeypatch.setenv("MLFLOW_RUN_ID", run.run_id)
+    with pytest.raises(ValueError, match="already has param lr='0.1'"):
+        with StageRun("unit", "stage", {"lr": 0.2}):
+            pass
