@@ -10,12 +10,16 @@ from hw4.config import ConfigError
 # command -> "module:function"; modules are imported only for the stage that runs.
 STAGES = {
     "compose": "hw4.compose:main",
+    "pipeline": "hw4.pipeline:main",
     "download": "hw4.stages.download:main",
     "prepare": "hw4.stages.prepare:main",
     "gradcheck": "hw4.stages.gradcheck:main",
     "mlp": "hw4.stages.mlp:main",
     "mlp_select": "hw4.stages.mlp_select:main",
     "mlp_final": "hw4.stages.mlp:main_final",
+    "preprocess_coco": "hw4.stages.preprocess_coco:main",
+    "captioning": "hw4.stages.captioning:main",
+    "transfer": "hw4.stages.transfer:main",
 }
 
 

@@ -31,6 +31,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 from hw4.paths import repo_root
 
 PARENT_TAG = "mlflow.parentRunId"
+PIPELINE_ENV = "HW4_PIPELINE_RUN_ID"  # set by `python -m hw4 pipeline` under `mlflow run`
 _MAX_PARAM_LEN = 6000
 
 
@@ -107,6 +108,8 @@ def provenance_tags(stage: str, data_files: Sequence[Path], standin: bool) -> di
             pass
     tags["version.python"] = platform.python_version()
     tags["device"] = device_description()
+    if pipeline := os.environ.get(PIPELINE_ENV):
+        tags["pipeline.run_id"] = pipeline
     return tags
 
 
@@ -290,6 +293,14 @@ class MLflowRunLogger(Logger):
     @rank_zero_only
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
         pass
+
+
+def log_files(run_id: str, paths: Sequence[Path]) -> None:
+    """Attach existing files to a run opened elsewhere (the MLproject's pipeline run)."""
+    c = client()
+    for path in paths:
+        if Path(path).is_file():
+            c.log_artifact(run_id, str(path))
 
 
 def adopt_children(parent_run_id: str, child_run_ids: Sequence[str]) -> None:

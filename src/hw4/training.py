@@ -8,7 +8,7 @@ from typing import Sequence
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 
 from hw4.tracking import StageRun
 
@@ -54,6 +54,9 @@ def build_trainer(
     if settings.threads:
         torch.set_num_threads(settings.threads)
     all_callbacks = list(callbacks)
+    if settings.progress_bar:
+        # Redrawn every 20 steps: at every step, the bar costs more than a small model's step.
+        all_callbacks.append(TQDMProgressBar(refresh_rate=20))
     if checkpoint_dir is not None:
         # Overwritten every epoch: what a killed run resumes from (ResumeState.checkpoint).
         all_callbacks.append(

@@ -37,11 +37,11 @@ class OptimSettings:
 class ImageClassifier(pl.LightningModule):
     """Cross-entropy training of `net` on uint8 images normalised on the batch.
 
-    Optimisation is manual and nothing is logged per step except every
-    `log_every_n_steps`: on a 2-core CPU the MLP's step is so short that Lightning's
-    automatic-optimisation closure and a per-step `self.log` cost more than the step
-    itself (benchmarks/bench_lightning.py). torchmetrics states are summed across ranks
-    when computed, so epoch metrics are exact under DDP.
+    Optimisation is manual, metrics are computed once per epoch and the loss is logged only
+    every `log_every_n_steps`: on a 2-core CPU the MLP's step is so short that Lightning's
+    automatic-optimisation closure, a per-step `self.log` or a per-step metric update cost
+    more than the step itself (benchmarks/bench_lightning.py). torchmetrics states are
+    summed across ranks when computed, so epoch metrics are exact under DDP.
     """
 
     def __init__(self, net: nn.Module, optim: OptimSettings, mean: float, std: float, num_classes: int = 10, log_every_n_steps: int = 50):
@@ -58,6 +58,8 @@ class ImageClassifier(pl.LightningModule):
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # a resumed run keeps its best-so-far
         self.history: list[dict[str, float]] = []  # epoch metrics, one row per epoch
+        # per split, this epoch's (predictions, labels, mean loss) of every batch
+        self._outputs: dict[str, list[tuple[torch.Tensor, ...]]] = {s: [] for s in SPLITS}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = images.float().div_(255).sub_(self.mean).div_(self.std)
@@ -68,12 +70,19 @@ class ImageClassifier(pl.LightningModule):
         labels = labels.long()
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
-        self.acc[f"{split}_"].update(logits.detach(), labels)
-        self.loss[f"{split}_"].update(loss.detach(), weight=labels.numel())
+        # Kept as tensors and handed to torchmetrics once per epoch: a metric update per
+        # step costs more than the MLP's whole step on a CPU.
+        self._outputs[split].append((logits.detach().argmax(1), labels, loss.detach()))
         return loss
 
     def _compute(self, split: str) -> dict[str, float]:
         loss, acc = self.loss[f"{split}_"], self.acc[f"{split}_"]
+        outputs = self._outputs[split]
+        if outputs:
+            preds, labels, losses = zip(*outputs)
+            acc.update(torch.cat(preds), torch.cat(labels))
+            loss.update(torch.stack(losses), weight=torch.tensor([len(l) for l in labels], device=self.device))
+            outputs.clear()
         metrics = {f"{split}/loss": loss.compute().item(), f"{split}/acc": acc.compute().item()}
         loss.reset()
         acc.reset()

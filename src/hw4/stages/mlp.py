@@ -16,6 +16,7 @@ from hw4.classify import ClassifierJob, train_classifier
 from hw4.config import ConfigError, flatten, load_params, section
 from hw4.models.classifier import OptimSettings
 from hw4.models.mlp import MLP, Impl, MLPConfig
+from hw4.tracking import is_global_rank_zero
 from hw4.training import TrainerSettings
 
 EXPERIMENT = "mlp"
@@ -117,7 +118,8 @@ def main(argv: list[str] | None = None, final: bool = False) -> None:
     args = parser.parse_args(argv)
     settings = load_settings(args.params)
     metrics = run_final(settings) if final else run_point(settings, args.hidden)
-    print({k: v for k, v in metrics.items() if "/" in k})
+    if is_global_rank_zero():
+        print({k: v for k, v in metrics.items() if "/" in k})
 
 
 def main_final(argv: list[str] | None = None) -> None:

@@ -1,0 +1,91 @@
+"""Framework overhead: the Lightning MLP stage against a plain PyTorch loop, same process.
+
+    .venv/bin/python benchmarks/bench_lightning.py [--data data/prepared/mnist_family.pt]
+
+Both sides train the same MLP (784-100-10 by default) with the same optimiser, batch size
+and in-memory data; the Lightning side is the stage's real path (ImageClassifier, its
+torchmetrics, TensorBatches, the MLflow logger writing to a throwaway SQLite store).
+Prints training samples/s and the ratio Lightning/plain; asserts nothing about time.
+Targets (issue 3): ratio >= 0.75 at batch 100 and >= 0.9 at batch 500.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from hw4.data.mnist_batches import MnistFamilyData, load_prepared
+from hw4.models.classifier import ImageClassifier, OptimSettings
+from hw4.models.mlp import MLP, MLPConfig
+from hw4.tracking import StageRun
+from hw4.training import TrainerSettings, build_trainer
+
+OPTIM = OptimSettings(name="sgd", lr=0.05, momentum=0.9, lr_decay=0.95)
+
+
+def plain_loop(data: dict, hidden: int, batch_size: int, epochs: int) -> float:
+    """samples/s of the textbook loop on the same uint8 tensors, normalised per batch."""
+    torch.manual_seed(0)
+    net = MLP(MLPConfig(hidden=hidden))
+    opt = torch.optim.SGD(net.parameters(), lr=OPTIM.lr, momentum=OPTIM.momentum)
+    x, y = data["train_x"], data["train_y"].long()
+    mean, std = x.float().div(255).mean(), x.float().div(255).std()
+    steps = len(x) // batch_size
+    start = time.perf_counter()
+    for _ in range(epochs):
+        perm = torch.randperm(len(x))
+        for i in range(steps):
+            idx = perm[i * batch_size : (i + 1) * batch_size]
+            logits = net(x[idx].float().div(255).sub(mean).div(std))
+            loss = F.cross_entropy(logits, y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return epochs * steps * batch_size / (time.perf_counter() - start)
+
+
+def lightning_stage(path: Path, hidden: int, batch_size: int, epochs: int) -> float:
+    data = MnistFamilyData(path, batch_size)
+    module = ImageClassifier(MLP(MLPConfig(hidden=hidden)), OPTIM, data.mean, data.std)
+    settings = TrainerSettings(accelerator="cpu", devices=1, progress_bar=False)
+    with StageRun("bench", "bench", {"batch_size": batch_size}) as run:
+        trainer = build_trainer(settings, run, epochs, limit_val_batches=0)
+        start = time.perf_counter()
+        trainer.fit(module, datamodule=data)
+        elapsed = time.perf_counter() - start
+    steps = len(data.data["train_x"]) // batch_size
+    return epochs * steps * batch_size / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", type=Path, default=Path("data/prepared/mnist_family.pt"))
+    parser.add_argument("--hidden", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    data = load_prepared(args.data)
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/bench.db"
+        print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+        print(f"# MLP 784-{args.hidden}-10, {len(data['train_x'])} samples, {args.epochs} epochs, median of {args.repeats}")
+        print(f"{'batch':>6} {'plain (samples/s)':>18} {'lightning (samples/s)':>22} {'ratio':>6}")
+        for batch_size in (100, 500):
+            plain, light = [], []
+            for _ in range(args.repeats):  # interleaved, so machine noise hits both alike
+                plain.append(plain_loop(data, args.hidden, batch_size, args.epochs))
+                light.append(lightning_stage(args.data, args.hidden, batch_size, args.epochs))
+            p, l = statistics.median(plain), statistics.median(light)
+            print(f"{batch_size:>6} {p:>18,.0f} {l:>22,.0f} {l / p:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()

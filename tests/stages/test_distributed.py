@@ -1,0 +1,172 @@
+"""DDP on the CPU (gloo), crash-and-resume, `mlflow run`, and a real tracking server.
+
+Each runs the stage as `python -m hw4 ...` in a subprocess, as DVC does: Lightning's DDP
+launcher re-executes the command line for every extra rank, and SIGKILL needs a process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from hw4 import tracking
+from hw4.data.mnist_batches import load_prepared
+from hw4.models.mlp import MLP, MLPConfig
+from tests.conftest import REPO, tiny_mlp_params, tiny_mnist_family, write_params
+
+pytestmark = pytest.mark.slow
+DDP_TRAINER = {"accelerator": "cpu", "devices": 2, "strategy": "ddp", "progress_bar": False}
+
+
+def hw4(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "hw4", *args], capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"hw4 {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def runs(experiment: str, uri: str | None = None):
+    c = MlflowClient(uri or tracking.tracking_uri())
+    exp = c.get_experiment_by_name(experiment)
+    return [] if exp is None else c.search_runs([exp.experiment_id])
+
+
+def noisy_data(work: Path) -> Path:
+    """Tiny data with an odd-sized, partly mislabelled test set: padding would change its accuracy."""
+    data = tiny_mnist_family(n_test=201)
+    g = torch.Generator().manual_seed(1)
+    flip = torch.rand(201, generator=g) < 0.3
+    data["test_y"][flip] = torch.randint(0, 10, (int(flip.sum()),), generator=g).to(torch.uint8)
+    path = work / "data/prepared/mnist_family.pt"
+    path.parent.mkdir(parents=True)
+    torch.save(data, path)
+    return path
+
+
+def single_process_test_acc(weights: Path, hidden: int, data_path: Path) -> float:
+    data = load_prepared(data_path)
+    train = data["train_x"].float().div(255)
+    net = MLP(MLPConfig(hidden=hidden))
+    net.load_state_dict(torch.load(weights, weights_only=True))
+    x = data["test_x"].float().div(255).sub(train.mean()).div(train.std())
+    with torch.no_grad():
+        return (net(x).argmax(1) == data["test_y"].long()).float().mean().item()
+
+
+def test_mlp_final_under_ddp_makes_one_run_and_exact_test_accuracy(isolated_workdir: Path):
+    data_path = noisy_data(isolated_workdir)
+    write_params(isolated_workdir / "params.yaml", trainer=DDP_TRAINER, mlp=tiny_mlp_params(epochs=3))
+    Path("metrics/mlp").mkdir(parents=True)
+    Path("metrics/mlp/select.json").write_text(json.dumps({"hidden": 16, "val_acc": 1.0, "sweep_run_id": "sweep"}))
+    hw4("mlp_final")
+
+    (run,) = runs("mlp")
+    assert run.info.status == "FINISHED"
+    final = json.loads(Path("metrics/mlp/final.json").read_text())
+    assert final["test/acc"] == pytest.approx(single_process_test_acc(Path("models/mlp/final.pt"), 16, data_path), abs=1e-7)
+    assert final["test/acc"] < 0.95  # the mislabelled samples are counted, once each
+    history = MlflowClient(tracking.tracking_uri()).get_metric_history(run.info.run_id, "val/acc")
+    assert sorted(m.step for m in history) == [0, 1, 2]  # each epoch logged once, by rank 0
+    assert run.data.params["trainer.devices"] == "2" and run.data.params["batch_size_semantics"] == "global"
+
+
+def test_a_killed_run_resumes_into_the_same_mlflow_run(isolated_workdir: Path):
+    data = tiny_mnist_family(n_train=20000)
+    Path("data/prepared").mkdir(parents=True)
+    torch.save(data, "data/prepared/mnist_family.pt")
+    epochs = 12
+    write_params(isolated_workdir / "params.yaml", mlp=tiny_mlp_params(epochs=epochs, batch_size=20))
+    ckpt = Path("checkpoints/mlp/16/last.ckpt")
+    proc = subprocess.Popen([sys.executable, "-m", "hw4", "mlp", "--hidden", "16"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not Path("metrics/mlp/points/h16.json").exists(), "the run finished before it could be killed"
+    (killed,) = runs("mlp")
+    assert killed.info.status == "RUNNING"
+
+    hw4("mlp", "--hidden", "16")
+    (run,) = runs("mlp")  # no second run
+    assert run.info.run_id == killed.info.run_id and run.info.status == "FINISHED"
+    assert run.data.tags["resumed"] == "true"
+    history = MlflowClient(tracking.tracking_uri()).get_metric_history(run.info.run_id, "val/acc")
+    assert sorted({m.step for m in history}) == list(range(epochs))
+    assert json.loads(Path("metrics/mlp/points/h16.json").read_text())["epochs"] == epochs
+
+
+def test_mlflow_run_of_an_entry_point_makes_exactly_one_run(tiny_prepared: Path, isolated_workdir: Path, monkeypatch):
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # an activated venv
+    write_params(isolated_workdir / "params.yaml", mlp=tiny_mlp_params())
+    shutil.copy(REPO / "MLproject", isolated_workdir / "MLproject")
+    mlflow = Path(sys.executable).with_name("mlflow")
+    result = subprocess.run(
+        [str(mlflow), "run", ".", "-e", "mlp", "-P", "hidden=16", "--env-manager", "local", "--experiment-name", "mlp"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = runs("mlp")
+    assert run.info.status == "FINISHED"
+    assert run.data.params["hidden"] == "16" and "val/acc" in run.data.metrics
+    assert json.loads(Path("metrics/mlp/points/h16.json").read_text())["run_id"] == run.info.run_id
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path):
+    """A real `mlflow server` on 127.0.0.1 with its own SQLite store and artifact root."""
+    port = _free_port()
+    root = tmp_path / "server"
+    root.mkdir()
+    mlflow = Path(sys.executable).with_name("mlflow")
+    proc = subprocess.Popen(
+        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artifacts")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        os.killpg(proc.pid, signal.SIGTERM)
+        pytest.fail("mlflow server did not start within 90 s")
+    yield url, root / "artifacts"
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+def test_a_stage_logs_to_a_tracking_server(tiny_prepared: Path, isolated_workdir: Path, mlflow_server, monkeypatch):
+    url, artifact_root = mlflow_server
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    write_params(isolated_workdir / "params.yaml", mlp=tiny_mlp_params())
+    hw4("mlp", "--hidden", "16")
+    (run,) = runs("mlp", url)
+    assert run.info.status == "FINISHED" and "val/acc" in run.data.metrics
+    artifacts = {a.path for a in MlflowClient(url).list_artifacts(run.info.run_id)}
+    assert {"h16.json", "h16.csv", "h16.png", "h16.pt"} <= artifacts
+    assert any(p.name == "h16.pt" for p in artifact_root.rglob("*"))  # stored by the server
+    assert not Path("mlflow.db").exists()  # nothing went to the local default store
