@@ -114,6 +114,14 @@ class PinLock:
     def record(self, key: str, sha256: str) -> None:
         entries = self._load()
         entries[key] = sha256
+        self._write(entries)
+
+    def ensure_exists(self) -> None:
+        """An empty lock is still the stage's output: DVC checks it exists."""
+        if not self.path.is_file():
+            self._write({})
+
+    def _write(self, entries: dict[str, str]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.part-")
         with os.fdopen(fd, "w") as f:

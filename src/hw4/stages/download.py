@@ -92,6 +92,7 @@ def run(
     check_settings(settings, registry, "download")
     http = HttpOptions(retries=settings.retries, timeout_s=settings.timeout_s)
     lock = PinLock(lock_path)
+    lock.ensure_exists()
     mirror_dirs = [Path(d).expanduser() for d in settings.mirror_dirs]
     summary: dict[str, Any] = {"downloaded": {}, "generated": {}}
     for key in settings.datasets:

@@ -1,0 +1,69 @@
+"""A throwaway DVC project made from this repository's dvc.yaml, conf/ and src/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hw4.compose import compose
+from tests.conftest import REPO
+
+BIN = Path(sys.executable).parent
+
+
+def sh(*cmd: str, cwd: Path, stderr: bool = True) -> str:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result.stdout + (result.stderr if stderr else "")
+
+
+def _merge(base: dict, overrides: dict) -> dict:
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
+
+
+class DvcRepo:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def write_params(self, overrides: dict) -> None:
+        """The demo profile's params (every section dvc.yaml interpolates), with `overrides` merged in."""
+        params = yaml.safe_load(compose(self.root / "params.yaml", ["profile=demo"]).read_text())
+        (self.root / "params.yaml").write_text(yaml.safe_dump(_merge(params, overrides), sort_keys=False))
+
+    def repro(self, *targets: str) -> str:
+        return sh(str(BIN / "dvc"), "repro", *targets, cwd=self.root)
+
+    def dvc(self, *args: str) -> str:
+        return sh(str(BIN / "dvc"), *args, cwd=self.root, stderr=False)
+
+    @staticmethod
+    def ran(output: str) -> set[str]:
+        """Stages a `dvc repro` output says it ran."""
+        return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+
+
+@pytest.fixture
+def dvc_repo(isolated_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> DvcRepo:
+    """A git+DVC repo in the test's work dir holding copies of dvc.yaml, conf/ and src/."""
+    root = isolated_workdir
+    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    shutil.copytree(REPO / "conf", root / "conf")
+    shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copy(REPO / ".gitignore", root / ".gitignore")
+    sh("git", "init", "-q", cwd=root)
+    sh(str(BIN / "dvc"), "init", "-q", cwd=root)
+    sh(str(BIN / "dvc"), "config", "core.analytics", "false", cwd=root)
+    sh(str(BIN / "dvc"), "config", "core.check_update", "false", cwd=root)
+    monkeypatch.setenv("HW4_ROOT", str(root))
+    return DvcRepo(root)
