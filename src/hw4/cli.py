@@ -17,6 +17,7 @@ STAGES = {
     "mlp": "hw4.stages.mlp:main",
     "mlp_select": "hw4.stages.mlp_select:main",
     "mlp_final": "hw4.stages.mlp:main_final",
+    "cnn": "hw4.stages.cnn:main",
     "preprocess_coco": "hw4.stages.preprocess_coco:main",
     "captioning": "hw4.stages.captioning:main",
     "transfer": "hw4.stages.transfer:main",

@@ -37,6 +37,15 @@ class TrainerSettings:
             raise ConfigError(f"params '{where}.num_nodes': must be at least 1")
 
 
+def trainer_and_seed(params: dict) -> tuple[TrainerSettings, int]:
+    """The two top-level settings every training stage reads besides its own section."""
+    from hw4.config import ConfigError, section
+
+    if not isinstance(params.get("seed"), int):
+        raise ConfigError("params: missing integer key 'seed'")
+    return section(params, "trainer", TrainerSettings), params["seed"]
+
+
 def build_trainer(
     settings: TrainerSettings,
     run: StageRun,

@@ -23,8 +23,10 @@ from mlflow.tracking import MlflowClient
 
 from hw4 import tracking
 from hw4.data.mnist_batches import load_prepared
+from hw4.models.cnn import CNN, CNNConfig
 from hw4.models.mlp import MLP, MLPConfig
 from tests.conftest import REPO, tiny_mlp_params, tiny_mnist_family, write_params
+from tests.stages.test_cnn import tiny_cnn_params
 
 pytestmark = pytest.mark.slow
 DDP_TRAINER = {"accelerator": "cpu", "devices": 2, "strategy": "ddp", "progress_bar": False}
@@ -55,27 +57,37 @@ def noisy_data(work: Path) -> Path:
     return path
 
 
-def single_process_test_acc(weights: Path, hidden: int, data_path: Path) -> float:
+def single_process_test_acc(net: torch.nn.Module, weights: Path, data_path: Path) -> float:
     data = load_prepared(data_path)
     train = data["train_x"].float().div(255)
-    net = MLP(MLPConfig(hidden=hidden))
     net.load_state_dict(torch.load(weights, weights_only=True))
-    x = data["test_x"].float().div(255).sub(train.mean()).div(train.std())
+    x = data["test_x"].float().div(255).sub(train.mean()).div(train.std()).unsqueeze(1)
     with torch.no_grad():
         return (net(x).argmax(1) == data["test_y"].long()).float().mean().item()
 
 
-def test_mlp_final_under_ddp_makes_one_run_and_exact_test_accuracy(isolated_workdir: Path):
-    data_path = noisy_data(isolated_workdir)
-    write_params(isolated_workdir / "params.yaml", trainer=DDP_TRAINER, mlp=tiny_mlp_params(epochs=3))
+def _ddp_mlp_final() -> tuple[str, torch.nn.Module, Path, Path]:
     Path("metrics/mlp").mkdir(parents=True)
     Path("metrics/mlp/select.json").write_text(json.dumps({"hidden": 16, "val_acc": 1.0, "sweep_run_id": "sweep"}))
     hw4("mlp_final")
+    return "mlp", MLP(MLPConfig(hidden=16)), Path("models/mlp/final.pt"), Path("metrics/mlp/final.json")
 
-    (run,) = runs("mlp")
+
+def _ddp_cnn() -> tuple[str, torch.nn.Module, Path, Path]:
+    hw4("cnn", "--impl", "torch")
+    return "cnn", CNN(CNNConfig(**tiny_cnn_params()["arch"])), Path("models/cnn/torch.pt"), Path("metrics/cnn/torch.json")
+
+
+@pytest.mark.parametrize("stage", [_ddp_mlp_final, _ddp_cnn], ids=["mlp_final", "cnn"])
+def test_two_ddp_processes_make_one_run_and_exact_test_accuracy(isolated_workdir: Path, stage):
+    data_path = noisy_data(isolated_workdir)
+    write_params(isolated_workdir / "params.yaml", trainer=DDP_TRAINER, mlp=tiny_mlp_params(epochs=3), cnn=tiny_cnn_params(epochs=3))
+    experiment, net, weights, metrics = stage()
+
+    (run,) = runs(experiment)
     assert run.info.status == "FINISHED"
-    final = json.loads(Path("metrics/mlp/final.json").read_text())
-    assert final["test/acc"] == pytest.approx(single_process_test_acc(Path("models/mlp/final.pt"), 16, data_path), abs=1e-7)
+    final = json.loads(metrics.read_text())
+    assert final["test/acc"] == pytest.approx(single_process_test_acc(net, weights, data_path), abs=1e-7)
     assert final["test/acc"] < 0.95  # the mislabelled samples are counted, once each
     history = MlflowClient(tracking.tracking_uri()).get_metric_history(run.info.run_id, "val/acc")
     assert sorted(m.step for m in history) == [0, 1, 2]  # each epoch logged once, by rank 0

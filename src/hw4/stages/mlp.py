@@ -17,7 +17,7 @@ from hw4.config import ConfigError, flatten, load_params, section
 from hw4.models.classifier import OptimSettings
 from hw4.models.mlp import MLP, Impl, MLPConfig
 from hw4.tracking import is_global_rank_zero
-from hw4.training import TrainerSettings
+from hw4.training import TrainerSettings, trainer_and_seed
 
 EXPERIMENT = "mlp"
 DATA = Path("data/prepared/mnist_family.pt")
@@ -58,9 +58,7 @@ class Settings:
 
 def load_settings(params_path: Path) -> Settings:
     params = load_params(params_path)
-    if "seed" not in params or not isinstance(params["seed"], int):
-        raise ConfigError(f"{params_path}: missing integer key 'seed'")
-    return Settings(section(params, "mlp", MLPSettings), section(params, "trainer", TrainerSettings), params["seed"])
+    return Settings(section(params, "mlp", MLPSettings), *trainer_and_seed(params))
 
 
 def _point_params(s: Settings, hidden: int) -> dict[str, Any]:

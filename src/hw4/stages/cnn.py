@@ -1,0 +1,92 @@
+"""Problem 3: the CNN on the MNIST family, one run per implementation of its layers.
+
+    python -m hw4 cnn --impl torch      # torch.nn layers
+    python -m hw4 cnn --impl scratch    # the hand-derived backward passes of hw4.layers
+
+Both train through the same code with the same settings, so their MLflow runs compare
+directly (experiment `cnn`, param `impl`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hw4.classify import ClassifierJob, train_classifier
+from hw4.config import ConfigError, flatten, load_params, section
+from hw4.models.classifier import OptimSettings
+from hw4.models.cnn import CNN, CNNConfig, Impl
+from hw4.tracking import is_global_rank_zero
+from hw4.training import TrainerSettings, trainer_and_seed
+
+EXPERIMENT = "cnn"
+DATA = Path("data/prepared/mnist_family.pt")
+
+
+@dataclass
+class CNNSettings:
+    """params.yaml `cnn`. `impls` drives the DVC matrix; each run reads the rest."""
+
+    impls: list[Impl] = field(default_factory=lambda: ["torch", "scratch"])
+    arch: CNNConfig = field(default_factory=CNNConfig)
+    epochs: int = 10
+    batch_size: int = 100
+    eval_batch_size: int = 1000
+    optim: OptimSettings = field(default_factory=OptimSettings)
+
+    def validate(self, where: str) -> None:
+        if not self.impls or len(set(self.impls)) != len(self.impls):
+            raise ConfigError(f"params '{where}.impls': list each of torch, scratch at most once, at least one")
+        if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ConfigError(f"params '{where}': epochs and batch sizes must be at least 1")
+
+
+@dataclass
+class Settings:
+    cnn: CNNSettings
+    trainer: TrainerSettings
+    seed: int
+
+
+def load_settings(params_path: Path) -> Settings:
+    params = load_params(params_path)
+    return Settings(section(params, "cnn", CNNSettings), *trainer_and_seed(params))
+
+
+def run(s: Settings, impl: Impl) -> dict[str, Any]:
+    if impl not in s.cnn.impls:
+        raise ConfigError(f"impl {impl!r} is not in params cnn.impls {s.cnn.impls}")
+    cnn = {k: v for k, v in asdict(s.cnn).items() if k != "impls"}
+    job = ClassifierJob(
+        experiment=EXPERIMENT,
+        stage=f"cnn@{impl}",
+        net=CNN(s.cnn.arch, impl=impl),
+        params=flatten({"impl": impl, "seed": s.seed, "cnn": cnn, "trainer": asdict(s.trainer)}),
+        data_path=DATA,
+        trainer=s.trainer,
+        optim=s.cnn.optim,
+        epochs=s.cnn.epochs,
+        batch_size=s.cnn.batch_size,
+        eval_batch_size=s.cnn.eval_batch_size,
+        seed=s.seed,
+        checkpoint_dir=Path("checkpoints/cnn") / impl,
+        curve_csv=Path("plots/cnn/curves") / f"{impl}.csv",
+        curve_png=Path("plots/cnn/figures") / f"{impl}.png",
+        weights_path=Path("models/cnn") / f"{impl}.pt",
+        metrics_path=Path("metrics/cnn") / f"{impl}.json",
+        extra_metrics={"impl": impl},
+        test=True,
+    )
+    return train_classifier(job).metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m hw4 cnn")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--impl", choices=["torch", "scratch"], required=True)
+    args = parser.parse_args(argv)
+    metrics = run(load_settings(args.params), args.impl)
+    if is_global_rank_zero():
+        print({k: v for k, v in metrics.items() if "/" in k or k == "train_time_s"})
