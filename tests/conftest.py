@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from hw4.data import standin_digits
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -23,21 +25,7 @@ def isolated_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def tiny_mnist_family(n_train: int = 600, n_val: int = 200, n_test: int = 200, seed: int = 0) -> dict:
-    """A learnable 10-class stand-in in the prepared format: class c lights up stripe c."""
-    g = torch.Generator().manual_seed(seed)
-
-    def split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        labels = torch.randint(0, 10, (n,), generator=g)
-        images = (torch.rand(n, 28, 28, generator=g) * 80).to(torch.uint8)
-        for c in range(10):
-            images[labels == c, 2 * c : 2 * c + 4, 4:24] = 230
-        return images, labels.to(torch.uint8)
-
-    data = {}
-    for name, n in (("train", n_train), ("val", n_val), ("test", n_test)):
-        data[f"{name}_x"], data[f"{name}_y"] = split(n)
-    data["meta"] = {"dataset": "tiny", "standin": True, "classes": [str(c) for c in range(10)]}
-    return data
+    return standin_digits.generate(n_train, n_val, n_test, seed)
 
 
 @pytest.fixture

@@ -21,14 +21,15 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.tracking import MlflowClient
 from pytorch_lightning.loggers.logger import Logger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from hw4.paths import repo_root
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 PARENT_TAG = "mlflow.parentRunId"
 PIPELINE_ENV = "HW4_PIPELINE_RUN_ID"  # set by `python -m hw4 pipeline` under `mlflow run`
@@ -52,7 +53,14 @@ def is_global_rank_zero() -> bool:
     return True
 
 
-def client() -> MlflowClient:
+def tracking_enabled() -> bool:
+    """HW4_TRACKING=off runs stages without MLflow: for machines that lack it (the GPU check)."""
+    return os.environ.get("HW4_TRACKING", "on").lower() != "off"
+
+
+def client() -> "MlflowClient":
+    from mlflow.tracking import MlflowClient  # imported here so HW4_TRACKING=off needs no mlflow
+
     return MlflowClient(tracking_uri())
 
 
@@ -181,7 +189,7 @@ class StageRun:
         return self.run_id is not None
 
     def __enter__(self) -> "StageRun":
-        if is_global_rank_zero():
+        if is_global_rank_zero() and tracking_enabled():
             try:
                 self._open()
             except BaseException:
@@ -243,6 +251,8 @@ class StageRun:
                     f"this stage run has {value!r}; unset MLFLOW_RUN_ID or remove the "
                     f"stage's checkpoint directory to start a new run"
                 )
+        from mlflow.entities import Param
+
         items = [Param(k, v) for k, v in new.items()]
         for i in range(0, len(items), 100):
             client().log_batch(self.run_id, params=items[i : i + 100])
@@ -250,6 +260,8 @@ class StageRun:
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         if not self.active or not metrics:
             return
+        from mlflow.entities import Metric
+
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
         client().log_batch(self.run_id, metrics=items)
@@ -257,6 +269,8 @@ class StageRun:
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         if not self.active or not tags:
             return
+        from mlflow.entities import RunTag
+
         client().log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
@@ -308,3 +322,16 @@ def adopt_children(parent_run_id: str, child_run_ids: Sequence[str]) -> None:
     c = client()
     for run_id in child_run_ids:
         c.set_tag(run_id, PARENT_TAG, parent_run_id)
+
+
+def run_tags(run_id: str) -> dict[str, str] | None:
+    """A run's tags, or None where the store cannot say (tracking off, a run made against
+    another store, the store unreachable), so that a reader can show "unknown" and go on."""
+    if not tracking_enabled():
+        return None
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(client().get_run(run_id).data.tags)
+    except (MlflowException, OSError):
+        return None

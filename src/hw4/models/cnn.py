@@ -1,0 +1,113 @@
+"""Problem 3's convolutional network, built from torch.nn layers or from the scratch ones.
+
+Default (the homework's): conv 32 filters 7x7, stride 1, no padding - ReLU - 2x2 max-pool
+stride 2 - fc 3872->100 - ReLU - fc 100->10. `extra_channels` appends further
+conv-ReLU-pool blocks (same kernel and padding) for a stronger variant, e.g.
+`CNNConfig(kernel=5, padding=2, extra_channels=[64])`: 28 -> 14 -> 7, fc 3136->100.
+
+Both implementations have the same module tree, hence the same state_dict keys
+(`features.conv1.weight`, ..., `classifier.fc2.bias`): weights trained with one load into the other.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
+
+import torch
+from torch import nn
+
+Impl = Literal["torch", "scratch"]
+
+
+@dataclass
+class CNNConfig:
+    channels: int = 32  # filters of the first conv block
+    kernel: int = 7
+    padding: int = 0
+    hidden: int = 100
+    num_classes: int = 10
+    in_channels: int = 1
+    image_size: int = 28
+    extra_channels: list[int] = field(default_factory=list)  # filters of further conv blocks
+
+    def block_channels(self) -> list[int]:
+        return [self.channels, *self.extra_channels]
+
+    def feature_size(self) -> int:
+        """Side of the feature map after all conv-ReLU-pool blocks (0 if the image is too small)."""
+        size = self.image_size
+        for _ in self.block_channels():
+            conv = size + 2 * self.padding - self.kernel + 1  # stride 1
+            if conv < 2:  # nothing left for the 2x2 pool
+                return 0
+            size = conv // 2  # the pool floors odd sizes
+        return size
+
+    def flat_features(self) -> int:
+        """Inputs of the first fully connected layer: 32 * 11 * 11 = 3872 for the default."""
+        return self.block_channels()[-1] * self.feature_size() ** 2
+
+    def validate(self, where: str) -> None:
+        from hw4.config import ConfigError
+
+        sizes = {"channels": self.channels, "kernel": self.kernel, "hidden": self.hidden,
+                 "num_classes": self.num_classes, "in_channels": self.in_channels,
+                 "image_size": self.image_size, "extra_channels": min(self.extra_channels, default=1)}
+        bad = sorted(k for k, v in sizes.items() if v < 1)
+        if bad or self.padding < 0:
+            raise ConfigError(f"params '{where}': sizes must be >= 1 and padding >= 0; wrong: {bad or ['padding']} in {self}")
+        if self.feature_size() < 1:
+            raise ConfigError(
+                f"params '{where}': a {self.image_size}x{self.image_size} image leaves no pixels after "
+                f"{len(self.block_channels())} block(s) of {self.kernel}x{self.kernel} conv (padding "
+                f"{self.padding}) and 2x2 pooling; use fewer blocks, a smaller kernel or more padding"
+            )
+
+
+class Layers(NamedTuple):
+    conv: type[nn.Module]
+    relu: type[nn.Module]
+    pool: type[nn.Module]
+    linear: type[nn.Module]
+
+
+def layer_classes(impl: Impl) -> Layers:
+    """The layer classes of one implementation; the scratch ones take torch's arguments."""
+    if impl == "torch":
+        return Layers(nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Linear)
+    if impl == "scratch":
+        from hw4.layers import ScratchConv2d, ScratchLinear, ScratchMaxPool2d, ScratchReLU
+
+        return Layers(ScratchConv2d, ScratchReLU, ScratchMaxPool2d, ScratchLinear)
+    raise ValueError(f"impl must be 'torch' or 'scratch', got {impl!r}")
+
+
+class CNN(nn.Module):
+    def __init__(self, config: CNNConfig | None = None, impl: Impl = "torch"):
+        super().__init__()
+        self.config = config = config or CNNConfig()
+        layers = layer_classes(impl)
+        blocks: OrderedDict[str, nn.Module] = OrderedDict()
+        in_ch = config.in_channels
+        for i, out_ch in enumerate(config.block_channels(), start=1):
+            blocks[f"conv{i}"] = layers.conv(in_ch, out_ch, config.kernel, stride=1, padding=config.padding)
+            blocks[f"relu{i}"] = layers.relu()
+            blocks[f"pool{i}"] = layers.pool(2)
+            in_ch = out_ch
+        self.features = nn.Sequential(blocks)
+        self.classifier = nn.Sequential(
+            OrderedDict(
+                fc1=layers.linear(config.flat_features(), config.hidden),
+                relu=layers.relu(),
+                fc2=layers.linear(config.hidden, config.num_classes),
+            )
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, S, S) images -> (B, num_classes) logits."""
+        c, s = self.config.in_channels, self.config.image_size
+        if x.dim() != 4 or tuple(x.shape[1:]) != (c, s, s):
+            raise ValueError(f"CNN expects input of shape (B, {c}, {s}, {s}), got {tuple(x.shape)}")
+        return self.classifier(self.features(x).flatten(1))  # (B, F, s', s') -> (B, F*s'*s')
