@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from hw4.data.mnist_batches import MnistFamilyData
-from hw4.models.classifier import ImageClassifier, OptimSettings
+from hw4.models.classifier import Augment, ImageClassifier, OptimSettings
 from hw4.outputs import plot_curves, write_csv, write_json
 from hw4.tracking import ResumeState, StageRun, params_hash
 from hw4.training import TrainerSettings, build_trainer
@@ -42,6 +42,7 @@ class ClassifierJob:
     metrics_path: Path
     extra_metrics: Mapping[str, Any] = field(default_factory=dict)
     test: bool = False
+    augment: Augment = "none"
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -65,7 +66,7 @@ def train_classifier(job: ClassifierJob) -> ClassifierResult:
     resume = ResumeState(job.checkpoint_dir)
     ckpt_path = resume.checkpoint_to_resume(params_hash(params))
     with StageRun(job.experiment, job.stage, params, [job.data_path], standin, resume, job.tags) as run:
-        module = ImageClassifier(job.net, job.optim, data.mean, data.std)
+        module = ImageClassifier(job.net, job.optim, data.mean, data.std, augment=job.augment)
         trainer = build_trainer(job.trainer, run, job.epochs, checkpoint_dir=job.checkpoint_dir)
         start = time.perf_counter()
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)

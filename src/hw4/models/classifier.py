@@ -34,6 +34,15 @@ class OptimSettings:
             raise ConfigError(f"params '{where}.lr_decay': must be in (0, 1], got {self.lr_decay}")
 
 
+Augment = Literal["none", "hflip"]
+
+
+def random_hflip(images: torch.Tensor) -> torch.Tensor:
+    """Mirror a random half of the batch (B, H, W): right for clothes, wrong for digits."""
+    flip = torch.rand(len(images), device=images.device) < 0.5
+    return torch.where(flip[:, None, None], images.flip(-1), images)
+
+
 class ImageClassifier(pl.LightningModule):
     """Cross-entropy training of `net` on uint8 images normalised on the batch.
 
@@ -44,9 +53,13 @@ class ImageClassifier(pl.LightningModule):
     summed across ranks when computed, so epoch metrics are exact under DDP.
     """
 
-    def __init__(self, net: nn.Module, optim: OptimSettings, mean: float, std: float, num_classes: int = 10, log_every_n_steps: int = 50):
+    def __init__(
+        self, net: nn.Module, optim: OptimSettings, mean: float, std: float,
+        num_classes: int = 10, log_every_n_steps: int = 50, augment: Augment = "none",
+    ):
         super().__init__()
         self.net = net
+        self.augment = augment
         self.optim = optim
         self.log_every_n_steps = log_every_n_steps
         self.automatic_optimization = False
@@ -68,6 +81,8 @@ class ImageClassifier(pl.LightningModule):
     def _step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         images, labels = batch
         labels = labels.long()
+        if split == "train" and self.augment == "hflip":
+            images = random_hflip(images)
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
         # Kept as tensors and handed to torchmetrics once per epoch: a metric update per

@@ -16,7 +16,7 @@ from typing import Any
 
 from hw4.classify import ClassifierJob, train_classifier
 from hw4.config import ConfigError, flatten, load_params, section
-from hw4.models.classifier import OptimSettings
+from hw4.models.classifier import Augment, OptimSettings
 from hw4.models.cnn import CNN, CNNConfig, Impl
 from hw4.tracking import is_global_rank_zero
 from hw4.training import TrainerSettings, trainer_and_seed
@@ -35,6 +35,7 @@ class CNNSettings:
     batch_size: int = 100
     eval_batch_size: int = 1000
     optim: OptimSettings = field(default_factory=OptimSettings)
+    augment: Augment = "none"  # hflip: random horizontal mirroring (Fashion-MNIST, not digits)
 
     def validate(self, where: str) -> None:
         if not self.impls or len(set(self.impls)) != len(self.impls):
@@ -78,6 +79,7 @@ def run(s: Settings, impl: Impl) -> dict[str, Any]:
         metrics_path=Path("metrics/cnn") / f"{impl}.json",
         extra_metrics={"impl": impl},
         test=True,
+        augment=s.cnn.augment,
     )
     return train_classifier(job).metrics
 
