@@ -1,0 +1,105 @@
+"""Transfer learning on a ResNet: the LightningModule, the freezing callback, the best checkpoint.
+
+`finetune` trains every parameter; `freeze` adds `FreezeBackbone`, so only the new head
+trains. The module itself does not know the mode: its optimizer takes whatever parameters
+still require gradients when the Trainer asks for it, which is after callbacks' `setup`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback
+from torch import nn
+
+from hw4.models.classifier import ImageClassifier, OptimSettings
+from hw4.models.resnet import backbone_modules
+
+Mode = Literal["finetune", "freeze"]
+MODES: tuple[Mode, ...] = ("finetune", "freeze")
+
+
+class TransferClassifier(ImageClassifier):
+    """ImageClassifier's loss, metrics and epoch history, with the tutorial's optimisation:
+    SGD with momentum over the trainable parameters, the rate cut by `gamma` every
+    `step_size` epochs (StepLR), and the wall time of each epoch (training + validation).
+    """
+
+    def __init__(self, net: nn.Module, optim: OptimSettings, step_size: int, gamma: float, num_classes: int):
+        # The transforms already normalised the images with ImageNet's statistics, so the
+        # parent's per-batch normalisation (mean 0, std 1 here) is not used: see `forward`.
+        super().__init__(net, optim, mean=0.0, std=1.0, num_classes=num_classes)
+        self.step_size = step_size
+        self.gamma = gamma
+        self._epoch_start = 0.0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)  # (B, 3, H, W) -> (B, classes)
+
+    def configure_optimizers(self):
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        opt = torch.optim.SGD(trainable, lr=self.optim.lr, momentum=self.optim.momentum, weight_decay=self.optim.weight_decay)
+        return [opt], [torch.optim.lr_scheduler.StepLR(opt, step_size=self.step_size, gamma=self.gamma)]
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()  # validation has run by now: the time covers both
+        self._log_epoch({"epoch_time_s": time.perf_counter() - self._epoch_start})
+
+
+class FreezeBackbone(Callback):
+    """`freeze` mode: the backbone takes no gradients, is in no optimizer, and keeps its
+    batch-norm statistics; only the head trains.
+
+    `setup` runs before the Trainer calls `configure_optimizers`, so the optimizer holds the
+    head alone. Batch norm would update its running statistics in training mode even with
+    frozen weights, so the backbone goes to eval mode at every epoch's start (validation
+    puts each submodule back in the mode it found it in, so once per epoch suffices).
+    """
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        for module in backbone_modules(pl_module.net):
+            module.requires_grad_(False)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for module in backbone_modules(pl_module.net):
+            module.eval()
+
+
+def mode_callbacks(mode: Mode) -> list[Callback]:
+    return [FreezeBackbone()] if mode == "freeze" else []
+
+
+class KeepBest(Callback):
+    """The network's weights from the epoch of the best validation accuracy (the tutorial's
+    `best_model_wts`: the first epoch to reach it), saved to `path` with `meta`.
+
+    The best value so far travels in Lightning's checkpoint, so a resumed run keeps it.
+    """
+
+    def __init__(self, path: Path, meta: Mapping[str, Any]):
+        self.path = Path(path)
+        self.meta = dict(meta)
+        self.best = -1.0
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        row = pl_module.history[-1]
+        if row["val/acc"] <= self.best:
+            return
+        self.best = row["val/acc"]
+        if trainer.is_global_zero:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            meta = {**self.meta, "epoch": row["epoch"], "val/acc": row["val/acc"]}
+            torch.save({"state_dict": pl_module.net.state_dict(), "meta": meta}, self.path)
+
+    def state_dict(self) -> dict[str, float]:
+        return {"best": self.best}
+
+    def load_state_dict(self, state_dict: dict[str, float]) -> None:
+        self.best = state_dict["best"]

@@ -1,0 +1,209 @@
+"""Problem 5: transfer learning, ResNet18 fine-tuned against a frozen backbone (ants vs bees).
+
+    python -m hw4 transfer --mode finetune   # every parameter trains
+    python -m hw4 transfer --mode freeze     # only the new 2-way head trains
+
+One MLflow run per mode in the experiment `transfer`; DVC runs both as `transfer@<mode>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+
+from hw4.config import ConfigError, flatten, load_params, section
+from hw4.data.image_folders import ImageFolderData, ImageFolderError, tree_sha256
+from hw4.data.registry import STANDIN_MARKER
+from hw4.models.classifier import OptimSettings
+from hw4.models.resnet import Pretrained, Weights, WeightsError, resnet18_classifier, resolve_weights
+from hw4.models.transfer_module import MODES, KeepBest, Mode, TransferClassifier, mode_callbacks
+from hw4.outputs import plot_curves, write_csv, write_json
+from hw4.tracking import ResumeState, StageRun, params_hash
+from hw4.training import TrainerSettings, build_trainer
+
+EXPERIMENT = "transfer"
+DATASET = "hymenoptera"
+CHECKPOINTS = Path("checkpoints/transfer")
+CURVE_COLUMNS = ("epoch", "train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "lr", "epoch_time_s")
+
+
+@dataclass
+class TransferSettings:
+    """params.yaml `transfer`. `modes` drives the DVC matrix; each mode reads the rest.
+
+    `pretrained` says what the backbone starts from:
+      imagenet               the ImageNet weights: the file `weights`, else the file of the same
+                             name in torch's hub cache ($TORCH_HOME/hub/checkpoints); neither
+                             there stops the stage.
+      imagenet_if_available  the same search, but with neither there the backbone is randomly
+                             initialised, and every output says `weights: random` (the demo).
+      random                 a randomly initialised backbone; `weights` is not read.
+    A weights file that is found but whose sha256 does not start with the hash in its name
+    stops the stage in every case: it is never silently replaced by a random backbone.
+    `image_size` is the crop (224 in the tutorial); evaluation resizes to 256/224 of it first.
+    """
+
+    data_dir: str
+    weights: str
+    pretrained: Pretrained = "imagenet"
+    modes: list[Mode] = field(default_factory=lambda: list(MODES))
+    epochs: int = 25
+    batch_size: int = 4  # global: split across devices under DDP
+    workers: int = 4  # DataLoader processes decoding and augmenting images
+    lr: float = 1e-3
+    momentum: float = 0.9
+    step_size: int = 7  # StepLR: the rate is multiplied by gamma every step_size epochs
+    gamma: float = 0.1
+    image_size: int = 224
+
+    def validate(self, where: str) -> None:
+        if not self.modes or len(set(self.modes)) != len(self.modes):
+            raise ConfigError(f"params '{where}.modes': list each of {list(MODES)} at most once, at least one")
+        small = [k for k in ("epochs", "batch_size", "step_size", "image_size") if getattr(self, k) < 1]
+        if small:
+            raise ConfigError(f"params '{where}': {small} must be positive")
+        if self.workers < 0:
+            raise ConfigError(f"params '{where}.workers': must be 0 (load in the main process) or more")
+        if self.lr <= 0 or not 0 < self.gamma <= 1 or not 0 <= self.momentum < 1:
+            raise ConfigError(f"params '{where}': need lr > 0, 0 < gamma <= 1 and 0 <= momentum < 1")
+
+
+@dataclass
+class Settings:
+    transfer: TransferSettings
+    trainer: TrainerSettings
+    seed: int
+
+
+def load_settings(params_path: Path) -> Settings:
+    params = load_params(params_path)
+    if not isinstance(params.get("seed"), int):
+        raise ConfigError(f"{params_path}: missing integer key 'seed'")
+    return Settings(section(params, "transfer", TransferSettings), section(params, "trainer", TrainerSettings), params["seed"])
+
+
+def is_standin(data_dir: Path) -> bool:
+    """The download stage marks generated data at data/raw/<dataset>/, above the image folders."""
+    return any((d / STANDIN_MARKER).is_file() for d in (data_dir, data_dir.parent))
+
+
+def run(s: Settings, mode: Mode) -> dict[str, Any]:
+    t = s.transfer
+    if mode not in t.modes:
+        raise ConfigError(f"mode {mode!r} is not in params transfer.modes {t.modes}")
+    data_dir = Path(t.data_dir)
+    data = ImageFolderData(data_dir, t.image_size, t.batch_size, t.workers, s.seed)
+    standin = is_standin(data_dir)
+    _report_data(data, standin)
+    weights = resolve_weights(t.pretrained, Path(t.weights))
+    print(f"transfer: backbone {_describe_weights(weights)}")
+
+    pl.seed_everything(s.seed, workers=True)  # before the head's random initialisation
+    net = resnet18_classifier(len(data.classes), weights.state_dict)
+    params = _run_params(s, mode, data, weights, standin)
+    resume = ResumeState(CHECKPOINTS / mode)
+    ckpt_path = resume.checkpoint_to_resume(params_hash(params))
+    label = _label(mode, weights, standin)
+    with StageRun(EXPERIMENT, f"transfer@{mode}", params, standin=standin, resume=resume, run_name=label,
+                  tags={"mode": mode, "weights": weights.kind}) as run:
+        module = TransferClassifier(net, OptimSettings("sgd", t.lr, t.momentum), t.step_size, t.gamma, len(data.classes))
+        meta = {"mode": mode, "weights": weights.kind, "standin": standin, "dataset": DATASET, "classes": list(data.classes)}
+        keep_best = KeepBest(resume.directory / "best.pt", meta)
+        trainer = build_trainer(s.trainer, run, t.epochs, checkpoint_dir=resume.directory,
+                                callbacks=[keep_best, *mode_callbacks(mode)])
+        start = time.perf_counter()
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+        metrics = summarise(module.history) | {
+            "train_time_s": round(time.perf_counter() - start, 2),  # this invocation's (a resumed run: its part)
+            "mode": mode, "weights": weights.kind, "standin": standin, "dataset": DATASET, "run_id": run.run_id,
+        }
+        if trainer.is_global_zero:
+            _write_outputs(mode, label, module.history, metrics, keep_best.path, run)
+        return metrics
+
+
+def summarise(history: list[dict[str, float]]) -> dict[str, Any]:
+    """The last epoch's metrics, and the best validation accuracy with its (first) epoch."""
+    rows = [r for r in history if "val/acc" in r]
+    best = max(rows, key=lambda r: r["val/acc"])  # max keeps the first of equal values
+    last = rows[-1]
+    return {
+        **{k: last[k] for k in ("train/loss", "train/acc", "val/loss", "val/acc") if k in last},
+        "val/acc_best": best["val/acc"],
+        "best_epoch": int(best["epoch"]),
+        "epochs": len(rows),
+        "epoch_time_s": round(sum(r["epoch_time_s"] for r in rows) / len(rows), 3),
+    }
+
+
+def _run_params(s: Settings, mode: Mode, data: ImageFolderData, weights: Weights, standin: bool) -> dict[str, Any]:
+    """What one mode's run depends on: its settings (not the list of modes) and its inputs."""
+    transfer = {k: v for k, v in asdict(s.transfer).items() if k != "modes"}
+    return flatten({"mode": mode, "seed": s.seed, "transfer": transfer, "trainer": asdict(s.trainer)}) | {
+        "data.dataset": DATASET,
+        "data.standin": standin,
+        "data.sha256": tree_sha256(data.scans),
+        "data.classes": ",".join(data.classes),
+        **{f"data.{split}.images": len(scan.samples) for split, scan in data.scans.items()},
+        **{f"data.{split}.skipped": len(scan.skipped) for split, scan in data.scans.items()},
+        "weights": weights.kind,
+        "weights.sha256": weights.sha256 or "none",
+        "batch_size_semantics": "global",
+    }
+
+
+def _report_data(data: ImageFolderData, standin: bool) -> None:
+    """The log's count of images per split and of the files left out as not images."""
+    kind = "GENERATED STAND-IN data" if standin else "data"
+    for split, scan in data.scans.items():
+        line = f"transfer: {kind} {scan.root}: {len(scan.samples)} images of {list(data.classes)}"
+        skipped = [str(p.relative_to(scan.root)) for p in scan.skipped]
+        print(line + (f"; skipped {len(skipped)} non-image file(s): {', '.join(skipped)}" if skipped else ""))
+
+
+def _describe_weights(weights: Weights) -> str:
+    if weights.kind == "random":
+        return "randomly initialised (no ImageNet weights)"
+    return f"ImageNet weights from {weights.path} (sha256 {weights.sha256[:16]}..., verified)"
+
+
+def _label(mode: Mode, weights: Weights, standin: bool) -> str:
+    """Run name and figure title: says which backbone and whether the data is real."""
+    notes = [f"{weights.kind} backbone"] + (["STAND-IN data"] if standin else [])
+    return f"transfer@{mode} ({', '.join(notes)})"
+
+
+def _write_outputs(mode: Mode, label: str, history: list[dict[str, float]], metrics: dict[str, Any], best: Path, run: StageRun) -> None:
+    metrics_path = write_json(Path("metrics/transfer") / f"{mode}.json", metrics)
+    rows = [{k: r.get(k) for k in CURVE_COLUMNS} | {"standin": metrics["standin"]} for r in history]
+    curve = write_csv(Path("plots/transfer") / f"{mode}.csv", rows)
+    png = plot_curves(
+        Path("plots/transfer/figures") / f"{mode}.png", rows, "epoch",
+        {"loss": ["train/loss", "val/loss"], "accuracy": ["train/acc", "val/acc"]}, title=label,
+    )
+    # The best weights are kept in the (persistent) checkpoint directory while training, so
+    # a resumed run still has them; DVC removes the model output before every run.
+    model = Path("models/transfer") / f"{mode}_best.pt"
+    model.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(best, model)
+    run.log_metrics({k: metrics[k] for k in ("val/acc_best", "best_epoch", "epoch_time_s", "train_time_s")}, step=metrics["epochs"] - 1)
+    for path in (metrics_path, curve, png, model):
+        run.log_artifact(path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m hw4 transfer", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--mode", choices=MODES, required=True)
+    args = parser.parse_args(argv)
+    try:
+        metrics = run(load_settings(args.params), args.mode)
+    except (ImageFolderError, WeightsError) as e:
+        raise SystemExit(f"transfer: {e}") from None  # the message says it all; no traceback
+    print({k: v for k, v in metrics.items() if k != "run_id"})
