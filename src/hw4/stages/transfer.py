@@ -25,7 +25,7 @@ from hw4.models.resnet import Pretrained, Weights, WeightsError, resnet18_classi
 from hw4.models.transfer_module import MODES, KeepBest, Mode, TransferClassifier, mode_callbacks
 from hw4.outputs import plot_curves, write_csv, write_json
 from hw4.tracking import ResumeState, StageRun, params_hash
-from hw4.training import TrainerSettings, build_trainer
+from hw4.training import TrainerSettings, build_trainer, trainer_and_seed
 
 EXPERIMENT = "transfer"
 DATASET = "hymenoptera"
@@ -83,9 +83,7 @@ class Settings:
 
 def load_settings(params_path: Path) -> Settings:
     params = load_params(params_path)
-    if not isinstance(params.get("seed"), int):
-        raise ConfigError(f"{params_path}: missing integer key 'seed'")
-    return Settings(section(params, "transfer", TransferSettings), section(params, "trainer", TrainerSettings), params["seed"])
+    return Settings(section(params, "transfer", TransferSettings), *trainer_and_seed(params))
 
 
 def is_standin(data_dir: Path) -> bool:
