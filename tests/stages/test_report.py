@@ -1,0 +1,216 @@
+"""The report stage on fixture outputs of every other stage (written here, no training)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from hw4 import tracking
+from hw4.captioning_eval import Sample, write_samples
+from hw4.config import ConfigError
+from hw4.outputs import write_csv, write_json
+from hw4.report import homework
+from hw4.report.inputs import MissingStageOutput, read_samples
+from hw4.stages import report
+from tests.conftest import write_params
+
+# A 1x1 PNG: the report embeds figures' bytes, it does not look at them.
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+SIZES = [8, 16, 150]
+IMPLS = ["torch", "scratch"]
+MODELS = ["rnn", "lstm", "blind"]
+MODES = ["finetune", "freeze"]
+PROBLEMS = ["Problem 1", "Problem 2", "Problem 3", "Problem 4", "Problem 5"]
+
+
+def _png(path: str) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(PNG)
+
+
+def _provenance(run_id: str, dataset: str = "fashion_mnist", standin: bool = False) -> dict:
+    return {"run_id": run_id, "dataset": dataset, "standin": standin}
+
+
+def write_fixture_outputs(run_ids: dict[str, str] | None = None) -> dict:
+    """Every file the report reads, as the stages write them; returns the metrics by stage."""
+    ids = {"cnn@torch": "c" * 32, **(run_ids or {})}
+    written: dict[str, dict] = {}
+
+    def put(stage: str, path: str, data: dict) -> None:
+        written[stage] = data
+        write_json(Path(path), data)
+
+    put("gradcheck", "metrics/gradcheck.json", {
+        layer: {"passed": True, "gradcheck": True, "within_tolerance": True, "max_abs_err_out": 1.5e-6 * (i + 1), "max_abs_err_grad": 2.25e-6 * (i + 1)}
+        for i, layer in enumerate(["linear", "relu", "conv2d", "maxpool2d"])
+    } | {"run_id": "g" * 32})
+    for i, h in enumerate(SIZES):
+        put(f"mlp@{h}", f"metrics/mlp/points/h{h}.json",
+            {"hidden": h, "val/acc": 0.8512 + i / 100, "val/acc_best": 0.8601 + i / 100, **_provenance(ids.get(f"mlp@{h}", f"{i}" * 32))})
+    put("mlp_select", "metrics/mlp/select.json", {"hidden": 150, "val_acc": 0.8712, "sweep_run_id": "s" * 32,
+                                                  "points": {str(h): 0.8512 + i / 100 for i, h in enumerate(SIZES)}, "dataset": "fashion_mnist", "standin": False})
+    put("mlp_final", "metrics/mlp/final.json", {"hidden": 150, "test/acc": 0.8623, **_provenance("f" * 32)})
+    for i, impl in enumerate(IMPLS):
+        put(f"cnn@{impl}", f"metrics/cnn/{impl}.json",
+            {"impl": impl, "test/acc": 0.9011 + i / 100, "train_time_s": 123.45 + i, "epochs": 3, **_provenance(ids.get(f"cnn@{impl}", "d" * 32))})
+        _png(f"plots/cnn/figures/{impl}.png")
+    for i, model in enumerate(MODELS):
+        scores = {f"val/bleu{n}": 0.5123 - n / 10 + i / 1000 for n in range(1, 5)} | {"val/cider": 0.4321 + i / 100}
+        put(f"captioning@{model}", f"metrics/captioning/{model}.json",
+            {"model": model, "train/loss": 2.3456, "val/loss": 2.5678, **scores, **_provenance(f"{model:x<32}", "coco2014-standin", True)})
+        write_csv(Path(f"plots/captioning/loss/{model}.csv"), [{"epoch": e, "train/loss": 3 - e / 2, "lr": 0.004, "val/loss": 3.1 - e / 3} for e in range(3)])
+        write_samples(Path(f"plots/captioning/samples/{model}.txt"), [
+            Sample("train", "train2014/a.jpg", f"a red circle {model} <END>", "<START> a red circle <END>"),
+            Sample("val", "val2014/b.jpg", "a blue square <END>", "<START> a big blue square <END>"),
+        ], f"captioning@{model}: generated captions and their ground truth (GT)")
+        _png(f"plots/captioning/figures/{model}_samples.png")
+    for i, mode in enumerate(MODES):
+        put(f"transfer@{mode}", f"metrics/transfer/{mode}.json", {"mode": mode, "val/acc": 0.7123 + i / 10, "val/acc_best": 0.7345 + i / 10, "best_epoch": 2,
+                                                                  "epochs": 4, "weights": "random", **_provenance(f"{mode:t<32}", "hymenoptera", True)})
+        write_csv(Path(f"plots/transfer/{mode}.csv"), [{"epoch": e, "val/acc": 0.5 + e / 10, "standin": True} for e in range(4)])
+    return written
+
+
+def _settings(work: Path) -> report.Settings:
+    params = write_params(work / "params.yaml", profile="demo", report={"title": "HW4 test report"},
+                          cnn={"impls": IMPLS}, captioning={"models": MODELS}, transfer={"modes": MODES})
+    return report.load_settings(params)
+
+
+@pytest.fixture
+def no_tracking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow off: the report is written all the same, devices say "unknown"."""
+    monkeypatch.setenv("HW4_TRACKING", "off")
+
+
+def _row(markdown: str, first_cell: str) -> list[str]:
+    """The cells of the first Markdown table row starting with `first_cell`."""
+    for line in markdown.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if line.startswith("|") and cells[0] == first_cell:
+            return cells
+    raise AssertionError(f"no table row starting with {first_cell!r}")
+
+
+def test_every_section_is_in_both_reports(isolated_workdir: Path, no_tracking: None):
+    write_fixture_outputs()
+    report.run(_settings(isolated_workdir))
+    md, page = report.MARKDOWN.read_text(), report.HTML.read_text()
+    for title in ["About this report", *PROBLEMS, "Sample captions", "The homework's samples"]:
+        assert title in md and html.escape(title) in page, title
+    assert "`demo`" in md and "<code>demo</code>" in page  # the params profile in the header
+    assert "HW4 test report" in page and page.count("<img ") == md.count("![")
+    for figure in ("mlp_sweep.png", "captioning_loss.png", "transfer_val_acc.png"):
+        assert (report.FIGURES / figure).stat().st_size > 1000
+        assert f"](figures/{figure})" in md
+    assert "](../plots/cnn/figures/torch.png)" in md
+
+
+def test_numbers_equal_the_metrics_files_and_sit_beside_the_homeworks(isolated_workdir: Path, no_tracking: None):
+    m = write_fixture_outputs()
+    summary = report.run(_settings(isolated_workdir))
+    md = report.MARKDOWN.read_text()
+    hw = homework.load()
+
+    assert _row(md, "`conv2d`")[2:5] == ["4.50e-06", "6.75e-06", "pass"]
+    assert f"Device: unknown. MLflow run: `{'g' * 32}`." in md
+    assert _row(md, "16") == ["16", "0.8612", "—", "0.8701", "fashion_mnist", "unknown", f"`{'1' * 32}`"]
+    assert _row(md, "150")[:4] == ["150", "0.8712", "0.9810", "0.8801"]  # the homework's figure beside
+    assert _row(md, "10")[:3] == ["10", "—", "0.9496"]  # a size only the homework tried
+    assert _row(md, "hidden units chosen")[1:3] == ["150", "150"]
+    assert _row(md, "test accuracy, retrained")[1:4] == ["0.8623", "0.9767", "fashion_mnist"]
+    assert _row(md, "`scratch`")[:5] == ["`scratch`", "0.9111", "0.9795", "124.5 s (2.1 min)", "about 35 minutes"]
+    lstm = m["captioning@lstm"]
+    assert _row(md, "`lstm`")[1:6] == [f"{lstm[f'val/bleu{n}']:.4f}" for n in range(1, 5)] + [f"{lstm['val/cider']:.4f}"]
+    assert _row(md, "`lstm`")[8] == "coco2014-standin (stand-in)"
+    assert _row(md, "`freeze`")[1:8] == ["0.8123", "0.9346", "0.8345 (epoch 2)", "0.954248", "4", "24", "random"]
+    assert "hymenoptera (stand-in)" in _row(md, "`freeze`")
+    assert _row(md, "train")[1:] == ["`a red circle rnn <END>`", "`<START> a red circle <END>`"]  # a sample and its ground truth
+    assert f"`{hw.captioning.samples[0].generated}`" in md
+    assert "no BLEU or CIDEr-D" in md and "not expected to match" in md
+
+    assert summary == json.loads(report.SUMMARY.read_text())
+    assert summary["mlp"] == {"hidden": 150, "val_acc": 0.8712, "test_acc": 0.8623}
+    assert summary["cnn"]["torch"]["test_acc"] == m["cnn@torch"]["test/acc"]
+    assert summary["captioning"]["blind"]["cider"] == m["captioning@blind"]["val/cider"]
+    assert summary["transfer"]["freeze"]["val_acc_best"] == m["transfer@freeze"]["val/acc_best"]
+    assert summary["gradcheck"] == {"layers_passed": 4, "layers": 4}
+
+
+def test_the_html_is_self_contained(isolated_workdir: Path, no_tracking: None):
+    write_fixture_outputs()
+    report.run(_settings(isolated_workdir))
+    page = report.HTML.read_text()
+    links = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)""", page)
+    assert links and all(link.startswith("data:image/png;base64,") for link in links)
+    assert "<link" not in page and "<script" not in page and "@import" not in page
+    assert "&lt;START&gt;" in page  # caption tokens escaped, not swallowed as tags
+
+
+@pytest.mark.parametrize("missing, stage", [
+    ("metrics/cnn/scratch.json", "cnn@scratch"),
+    ("plots/transfer/freeze.csv", "transfer@freeze"),
+    ("plots/captioning/samples/blind.txt", "captioning@blind"),
+    ("metrics/mlp/points/h16.json", "mlp@16"),
+    ("metrics/gradcheck.json", "gradcheck"),
+])
+def test_a_missing_output_names_the_file_and_its_stage(isolated_workdir: Path, no_tracking: None, missing: str, stage: str):
+    write_fixture_outputs()
+    Path(missing).unlink()
+    with pytest.raises(MissingStageOutput, match=re.escape(missing)) as e:
+        report.run(_settings(isolated_workdir))
+    assert f"written by stage {stage}" in str(e.value) and f"dvc repro {stage}" in str(e.value)
+    assert not report.MARKDOWN.exists()
+
+
+def test_the_command_line_says_what_is_missing_without_a_traceback(isolated_workdir: Path, no_tracking: None):
+    _settings(isolated_workdir)
+    with pytest.raises(SystemExit, match=r"(?s)report: .*metrics/gradcheck.json  \(written by stage gradcheck\)"):
+        report.main(["--params", str(isolated_workdir / "params.yaml")])
+
+
+def test_params_must_name_the_runs_to_summarise(isolated_workdir: Path):
+    params = write_params(isolated_workdir / "params.yaml", profile="demo", report={}, cnn={"impls": IMPLS}, transfer={"modes": MODES})
+    with pytest.raises(ConfigError, match="captioning.models"):
+        report.load_settings(params)
+
+
+def test_caption_samples_are_read_back_as_the_captioning_stage_wrote_them(isolated_workdir: Path):
+    items = [Sample("train", "a.jpg", "x y <END>", "<START> x y <END>"), Sample("val", "b.jpg", "z: w", "GT: z")]
+    samples = read_samples(write_samples(Path("s.txt"), items, "title"))
+    assert [(s.split, s.generated, s.truth) for s in samples] == [(i.split, i.generated, i.truth) for i in items]
+
+
+def test_the_homework_figures_are_the_write_ups():
+    hw = homework.load()
+    assert (hw.mlp.chosen_hidden, hw.mlp.chosen_val_acc, hw.mlp.test_acc) == (150, 0.9810, 0.9767)
+    assert max(hw.mlp.val_acc, key=hw.mlp.val_acc.get) == hw.mlp.chosen_hidden and len(hw.mlp.val_acc) == 9
+    assert hw.cnn.test_acc == 0.9795 and hw.transfer.epochs == 24
+    assert (hw.transfer.modes["finetune"].final_val_acc, hw.transfer.modes["freeze"].best_val_acc) == (0.9216, 0.954248)
+    assert [s.split for s in hw.captioning.samples] == ["train", "train", "val", "val"]
+
+
+def test_the_mlflow_run_holds_the_reports_and_links_the_runs_it_summarises(isolated_workdir: Path):
+    with tracking.StageRun("cnn", "cnn@torch", {"impl": "torch"}) as cnn_run:
+        pass
+    write_fixture_outputs({"cnn@torch": cnn_run.run_id})
+    report.run(_settings(isolated_workdir))
+    c = MlflowClient(tracking.tracking_uri())
+    (run,) = c.search_runs([c.get_experiment_by_name("report").experiment_id])
+    tags = run.data.tags
+    assert tags["summarises.cnn.torch"] == cnn_run.run_id and tags["summarises.mlp_select"] == "s" * 32
+    assert tags["summarises.mlp.150"] == "2" * 32 and tags["summarises.gradcheck"] == "g" * 32
+    assert tags["data.standin"] == "true"
+    assert cnn_run.run_id in tags[report.NOTE_TAG] and "transfer@freeze" in tags[report.NOTE_TAG]
+    assert {a.path for a in c.list_artifacts(run.info.run_id)} == {"report.md", "report.html", "report.json"}
+    md = report.MARKDOWN.read_text()
+    assert _row(md, "`torch`")[7] == tracking.device_description()  # read from the run's tag
+    assert _row(md, "`scratch`")[7] == "unknown"  # a run this store does not hold
+    assert f"run `{run.info.run_id}`" in md
