@@ -21,6 +21,7 @@ STAGES = {
     "preprocess_coco": "hw4.stages.preprocess_coco:main",
     "captioning": "hw4.stages.captioning:main",
     "transfer": "hw4.stages.transfer:main",
+    "report": "hw4.stages.report:main",
 }
 
 

@@ -1,0 +1,210 @@
+"""Problem 4: train one captioning model on the prepared COCO features and score it for real.
+
+    python -m hw4 captioning --model rnn     # rnn | lstm | blind (one DVC matrix item each)
+
+Each model is one MLflow run in experiment `captioning`. After training, the validation
+images are captioned (greedy or beam search) and scored with corpus BLEU-1..4 and CIDEr-D
+against all their references. `blind` is the `blind_cell` network trained and decoded with
+the image features zeroed: a language model that never sees the picture, the baseline the
+others must beat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from hw4 import captioning_eval as ev
+from hw4.config import ConfigError, flatten, load_params, section
+from hw4.data.caption_batches import CocoCaptions
+from hw4.data.coco_features import CAPTIONS_FILE, PREPARED_FEATURE_FILES
+from hw4.models.captioner import Captioner, CaptionerConfig, Cell
+from hw4.models.captioning_module import CaptioningModule
+from hw4.models.classifier import OptimSettings
+from hw4.outputs import plot_curves, write_csv, write_json
+from hw4.stages.download import read_seed
+from hw4.tracking import ResumeState, StageRun, params_hash
+from hw4.training import TrainerSettings, build_trainer
+
+EXPERIMENT = "captioning"
+DATA_DIR = Path("data/prepared/coco")
+MODELS = ("rnn", "lstm", "blind")
+
+
+@dataclass
+class DecodingSettings:
+    beam_width: int = 1  # 1 is greedy decoding
+    max_length: int = 30  # words generated at most when no <END> comes
+
+
+@dataclass
+class CaptioningSettings:
+    """params.yaml `captioning` (named settings: conf/captioning/*.yaml)."""
+
+    models: list[str]  # the DVC matrix: each one of MODELS
+    blind_cell: Cell = "rnn"  # the network the blind baseline trains
+    hidden_dim: int = 512
+    wordvec_dim: int = 256
+    epochs: int = 58
+    batch_size: int = 25  # global: split across devices under DDP
+    eval_batch_size: int = 500
+    max_train: int = 50  # training captions kept (seeded draw); 0 keeps all
+    optim: OptimSettings = field(default_factory=lambda: OptimSettings(name="adam", lr=4e-3, lr_decay=0.95))
+    decoding: DecodingSettings = field(default_factory=DecodingSettings)
+    eval_images: int = 0  # validation images scored (seeded draw); 0 scores all
+    samples: int = 4  # sample captions shown per split
+
+    def validate(self, where: str) -> None:
+        unknown = [m for m in self.models if m not in MODELS]
+        if not self.models or unknown:
+            raise ConfigError(f"params '{where}.models': list some of {list(MODELS)}; unknown: {unknown}")
+        if min(self.hidden_dim, self.wordvec_dim, self.epochs, self.batch_size, self.eval_batch_size) < 1:
+            raise ConfigError(f"params '{where}': sizes, epochs and batch sizes must be at least 1")
+        if min(self.max_train, self.eval_images, self.samples) < 0:
+            raise ConfigError(f"params '{where}': max_train, eval_images and samples must be >= 0 (0: all / none)")
+        if self.decoding.beam_width < 1 or self.decoding.max_length < 1:
+            raise ConfigError(f"params '{where}.decoding': beam_width and max_length must be at least 1")
+
+
+@dataclass
+class Settings:
+    captioning: CaptioningSettings
+    trainer: TrainerSettings
+    seed: int
+
+
+def load_settings(params_path: Path) -> Settings:
+    params = load_params(params_path)
+    return Settings(
+        section(params, "captioning", CaptioningSettings), section(params, "trainer", TrainerSettings), read_seed(params)
+    )
+
+
+@dataclass
+class Outputs:
+    """Where one model's files go."""
+
+    model: str
+
+    @property
+    def metrics(self) -> Path:
+        return Path("metrics/captioning") / f"{self.model}.json"
+
+    @property
+    def loss_csv(self) -> Path:
+        return Path("plots/captioning/loss") / f"{self.model}.csv"
+
+    @property
+    def loss_png(self) -> Path:
+        return Path("plots/captioning/figures") / f"{self.model}_loss.png"
+
+    @property
+    def samples_txt(self) -> Path:
+        return Path("plots/captioning/samples") / f"{self.model}.txt"
+
+    @property
+    def samples_png(self) -> Path:
+        return Path("plots/captioning/figures") / f"{self.model}_samples.png"
+
+    @property
+    def weights(self) -> Path:
+        return Path("models/captioning") / f"{self.model}.pt"
+
+    @property
+    def checkpoints(self) -> Path:
+        return Path("checkpoints/captioning") / self.model
+
+
+def cell_of(s: CaptioningSettings, model: str) -> tuple[Cell, bool]:
+    """(cell, blind) of a model name."""
+    return (s.blind_cell, True) if model == "blind" else (model, False)  # type: ignore[return-value]
+
+
+def run_params(s: Settings, model: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """What this run depends on, flattened for MLflow: not the list of the other models."""
+    cell, blind = cell_of(s.captioning, model)
+    own = {k: v for k, v in asdict(s.captioning).items() if k not in ("models", "blind_cell")}
+    decoding = "greedy" if s.captioning.decoding.beam_width == 1 else "beam"
+    data = {k: meta.get(k) for k in ("source", "dataset", "backbone", "weights", "pca_dim", "feature_dim", "vocab_size")}
+    return flatten(
+        {"model": model, "cell": cell, "blind": blind, "decoding": decoding, "seed": s.seed, "captioning": own,
+         "trainer": asdict(s.trainer), "data": data}
+    ) | {"batch_size_semantics": "global"}
+
+
+def run(s: Settings, model: str, data_dir: Path = DATA_DIR) -> dict[str, Any]:
+    """Train `model`, score it on the validation split, write its files; return its metrics."""
+    c = s.captioning
+    if model not in c.models:
+        raise ConfigError(f"model {model!r} is not in params captioning.models {c.models}")
+    pl.seed_everything(s.seed, workers=True)
+    data = CocoCaptions(data_dir, c.batch_size, c.eval_batch_size, c.max_train, s.seed)
+    standin = bool(data.meta.get("standin", False))
+    cell, blind = cell_of(c, model)
+    params = run_params(s, model, data.meta)
+    out = Outputs(model)
+    resume = ResumeState(out.checkpoints)
+    ckpt_path = resume.checkpoint_to_resume(params_hash(params))
+    data_files = [Path(data_dir) / CAPTIONS_FILE, *(Path(data_dir) / f for f in PREPARED_FEATURE_FILES.values())]
+    with StageRun(EXPERIMENT, f"captioning@{model}", params, data_files, standin, resume, run_name=model) as run:
+        module = CaptioningModule(build_net(c, data, cell), c.optim, blind=blind)
+        trainer = build_trainer(s.trainer, run, c.epochs, checkpoint_dir=out.checkpoints)
+        start = time.perf_counter()
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+        train_time = time.perf_counter() - start
+        if not trainer.is_global_zero:
+            return {}  # rank 0 scores, writes and logs
+        scores = evaluate(s, module, data, trainer.strategy.root_device, out, model)
+        run.log_metrics(scores | {"train_time_s": train_time})
+        last_epoch = {k: v for k, v in module.history[-1].items() if k != "epoch"} if module.history else {}
+        metrics = last_epoch | scores | {
+            "model": model, "cell": cell, "blind": blind, "epochs": trainer.current_epoch,
+            "train_time_s": round(train_time, 2), "train_captions": len(data.data.captions["train"]),
+            "run_id": run.run_id, "dataset": data.meta.get("dataset", "unknown"), "standin": standin,
+            "backbone": data.meta.get("backbone"), "weights": data.meta.get("weights"),
+        }
+        write_outputs(run, module, metrics, out, model)
+        return metrics
+
+
+def build_net(c: CaptioningSettings, data: CocoCaptions, cell: Cell) -> Captioner:
+    v = data.vocab
+    return Captioner(CaptionerConfig(len(v), data.feature_dim, v.null, v.start, v.end, cell, c.wordvec_dim, c.hidden_dim))
+
+
+def evaluate(s: Settings, module: CaptioningModule, data: CocoCaptions, device: torch.device, out: Outputs, model: str) -> dict[str, Any]:
+    """Validation BLEU/CIDEr-D, and the sample captions of train and val images (text and grid)."""
+    c = s.captioning
+    how = ev.Decoding(c.decoding.max_length, c.decoding.beam_width, c.eval_batch_size, device)
+    scores = ev.score_split(module, data.data, "val", how, c.eval_images, s.seed)
+    items = [x for split in ("train", "val") for x in ev.samples(module, data.data, split, c.samples, how, s.seed)]
+    title = f"captioning@{model}: generated captions and their ground truth (GT)"
+    ev.write_samples(out.samples_txt, items, title)
+    ev.plot_samples(out.samples_png, items, data.meta.get("image_dir"), title)
+    return scores
+
+
+def write_outputs(run: StageRun, module: CaptioningModule, metrics: dict[str, Any], out: Outputs, model: str) -> None:
+    write_json(out.metrics, metrics)
+    write_csv(out.loss_csv, module.history)
+    png = plot_curves(out.loss_png, module.history, "epoch", {"loss per caption": ["train/loss", "val/loss"]},
+                      title=f"captioning@{model}: training loss")
+    out.weights.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(module.net.state_dict(), out.weights)
+    for path in (out.metrics, out.loss_csv, png, out.samples_txt, out.samples_png, out.weights):
+        run.log_artifact(path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m hw4 captioning", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--model", required=True, choices=MODELS)
+    args = parser.parse_args(argv)
+    metrics = run(load_settings(args.params), args.model)
+    print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items() if "/" in k})

@@ -1,0 +1,225 @@
+"""The `preprocess_coco` stage: COCO captions and image features in the CS231n layout.
+
+    python -m hw4 preprocess_coco [--params params.yaml]
+
+Two sources, one output (data/prepared/coco/, see hw4.data.coco_features):
+- `features`: CS231n's `coco_captioning` files (VGG-16 fc7 features, PCA'd or not), checked
+  and copied, optionally with a seeded subsample of the training captions;
+- `raw`: COCO 2014 annotations and images: tokenised, a vocabulary built on the training
+  captions, encoded, and features extracted with a torchvision backbone (optionally PCA'd).
+`meta.json` beside the files says which source, backbone and weights made them, and whether
+the input was generated stand-in data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from hw4.config import ConfigError, load_params, section
+from hw4.data.backbone_training import WordTraining, train_on_caption_words, word_targets
+from hw4.data.coco_features import (
+    META_FILE,
+    PREPARED_FEATURE_FILES,
+    SPLITS,
+    CaptionData,
+    CocoDataError,
+    read_layout,
+    subsample_train,
+    write_layout,
+)
+from hw4.data.coco_raw import TooLong, encode_split, image_path, read_split
+from hw4.data.coco_text import Vocabulary
+from hw4.data.image_features import (
+    BACKBONES,
+    Weights,
+    apply_pca,
+    build_backbone,
+    extract,
+    fit_pca,
+    pick_device,
+    standardise,
+)
+from hw4.data.registry import STANDIN_MARKER
+from hw4.models.resnet import WeightsError
+from hw4.outputs import write_json
+from hw4.stages.download import read_seed
+
+OUT_DIR = Path("data/prepared/coco")
+
+
+@dataclass
+class FeaturesSource:
+    """CS231n's files: `pca: true` reads the 512-d PCA'd fc7 features, false the 4096-d ones."""
+
+    pca: bool = True
+
+    def files(self) -> dict[str, str]:
+        suffix = "_pca" if self.pca else ""
+        return {s: f"{s}2014_vgg16_fc7{suffix}.h5" for s in SPLITS}
+
+
+@dataclass
+class RawSource:
+    min_count: int = 5  # words seen fewer times in the training captions become <UNK>
+    max_length: int = 17  # tokens per encoded caption, <START> and <END> included (CS231n: 17)
+    too_long: TooLong = "error"  # a longer caption stops the stage, or is dropped
+    backbone: str = "resnet18"
+    weights: Weights = "imagenet"
+    weights_file: str = "data/raw/resnet18_imagenet/resnet18-f37072fd.pth"
+    image_size: int = 224
+    batch_size: int = 64
+    workers: int = 4  # image-decoding processes
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch's CPU threads; 0 leaves torch's default (1 beats 2 on a busy 2-core CPU)
+    word_training: WordTraining = field(default_factory=WordTraining)  # for weights: caption_words
+    pca_dim: int = 0  # 0 keeps the backbone's features as they are
+    standardise: bool = True  # zero mean, unit variance per dimension (training statistics)
+
+    def validate(self, where: str) -> None:
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"params '{where}.backbone': {self.backbone!r} is not one of {list(BACKBONES)}")
+        if self.max_length < 3:
+            raise ConfigError(f"params '{where}.max_length': must leave room for a word, got {self.max_length}")
+        if min(self.min_count, self.image_size, self.batch_size) < 1 or min(self.workers, self.pca_dim, self.threads) < 0:
+            raise ConfigError(
+                f"params '{where}': min_count, image_size and batch_size must be >= 1; workers, threads and pca_dim >= 0"
+            )
+        w = self.word_training
+        if w.epochs < 1 or w.batch_size < 1 or w.lr <= 0:
+            raise ConfigError(f"params '{where}.word_training': epochs and batch_size must be >= 1 and lr > 0")
+
+
+@dataclass
+class PreprocessCocoSettings:
+    """params.yaml `preprocess_coco`."""
+
+    source: Literal["features", "raw"] = "features"
+    input_dir: str = "data/raw/coco_captioning/coco_captioning"  # the chosen source's files
+    max_train: int = 0  # keep this many training captions (seeded draw); 0 keeps all
+    features: FeaturesSource = field(default_factory=FeaturesSource)
+    raw: RawSource = field(default_factory=RawSource)
+
+    def validate(self, where: str) -> None:
+        if self.max_train < 0:
+            raise ConfigError(f"params '{where}.max_train': must be >= 0 (0 keeps all), got {self.max_train}")
+
+
+def run(settings: PreprocessCocoSettings, seed: int = 0, out_dir: Path = OUT_DIR) -> dict[str, Any]:
+    """Read the chosen source, subsample, write the layout and meta.json; return meta."""
+    input_dir = Path(settings.input_dir)
+    if not input_dir.is_dir():
+        raise CocoDataError(f"{input_dir}: no such directory (preprocess_coco.input_dir, source {settings.source})")
+    if settings.source == "features":
+        data, meta = from_features(input_dir, settings.features)
+    else:
+        data, meta = from_raw(input_dir, settings.raw, seed)
+    data = subsample_train(data, settings.max_train, seed)
+    standin = is_standin(input_dir)
+    out_dir = Path(out_dir)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    write_layout(data, out_dir, PREPARED_FEATURE_FILES)
+    meta.update(
+        source=settings.source,
+        standin=standin,
+        dataset="coco2014-standin" if standin else "coco2014",
+        vocab_size=len(data.vocab),
+        max_length=int(data.captions["train"].shape[1]),
+        feature_dim=int(data.features["train"].shape[1]),
+        max_train=settings.max_train,
+        **{f"{s}_captions": len(data.captions[s]) for s in SPLITS},
+        **{f"{s}_images": len(data.features[s]) for s in SPLITS},
+    )
+    write_json(out_dir / META_FILE, meta)
+    return meta
+
+
+def is_standin(input_dir: Path) -> bool:
+    """The download stage marks data/raw/<target>/; CS231n's files sit one level below it."""
+    return any((d / STANDIN_MARKER).exists() for d in (input_dir, input_dir.parent))
+
+
+def from_features(input_dir: Path, source: FeaturesSource) -> tuple[CaptionData, dict[str, Any]]:
+    data = read_layout(input_dir, source.files())
+    meta = {"backbone": "vgg16_fc7", "weights": "imagenet", "pca_dim": 512 if source.pca else 0, "image_dir": None}
+    return data, meta
+
+
+def from_raw(input_dir: Path, raw: RawSource, seed: int) -> tuple[CaptionData, dict[str, Any]]:
+    splits = {s: read_split(input_dir, s) for s in SPLITS}
+    vocab = Vocabulary.build((c.words for c in splits["train"].captions), raw.min_count)
+    captions, idxs, dropped = {}, {}, {}
+    for s in SPLITS:
+        captions[s], idxs[s], dropped[s] = encode_split(splits[s], vocab, raw.max_length, raw.too_long)
+    paths = {s: [image_path(input_dir, s, name) for name in splits[s].file_names] for s in SPLITS}
+    features, meta = image_features(paths, word_targets(captions["train"], idxs["train"], len(paths["train"]), vocab), raw, seed)
+    urls = {s: [f"{s}2014/{name}" for name in splits[s].file_names] for s in SPLITS}
+    meta.update(
+        image_dir=str(input_dir),  # URL-list lines are relative to it
+        min_count=raw.min_count,
+        **{f"{s}_dropped_too_long": dropped[s] for s in SPLITS},
+    )
+    return CaptionData(vocab, captions, idxs, features, urls), meta
+
+
+def image_features(
+    paths: dict[str, list[Path]], words: torch.Tensor, raw: RawSource, seed: int
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Backbone features of every image, (images, D) per split, and what made them.
+
+    `words` (training images, V) are the training captions' words, the targets when the
+    backbone is trained on them (weights: caption_words).
+    """
+    if raw.threads:
+        torch.set_num_threads(raw.threads)
+    net, dim = build_backbone(raw.backbone, raw.weights, Path(raw.weights_file) if raw.weights_file else None, seed)
+    device = pick_device(raw.device)
+    meta: dict[str, Any] = {"backbone": raw.backbone, "weights": raw.weights, "image_size": raw.image_size}
+    if raw.weights == "caption_words":
+        meta["word_training_loss"] = train_on_caption_words(
+            net, dim, paths["train"], words, raw.word_training, raw.image_size, device, raw.workers, seed
+        )
+    features = {
+        s: extract(net, paths[s], raw.image_size, raw.batch_size, device, raw.workers, f"{raw.backbone} features, {s} ({device})")
+        for s in SPLITS
+    }
+    meta.update(pca_dim=raw.pca_dim, standardised=raw.standardise)
+    return reduce_features(features, raw), meta
+
+
+def reduce_features(features: dict[str, np.ndarray], raw: RawSource) -> dict[str, np.ndarray]:
+    """PCA, then standardisation, each fitted on the training split only."""
+    if raw.pca_dim:
+        mean, components = fit_pca(features["train"], raw.pca_dim)
+        features = {s: apply_pca(f, mean, components) for s, f in features.items()}
+    if raw.standardise:
+        features = standardise(features)
+    return features
+
+
+def load_settings(params_path: Path) -> tuple[PreprocessCocoSettings, int]:
+    params = load_params(params_path)
+    return section(params, "preprocess_coco", PreprocessCocoSettings), read_seed(params)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m hw4 preprocess_coco", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", type=Path)
+    args = parser.parse_args(argv)
+    settings, seed = load_settings(args.params)
+    try:
+        meta = run(settings, seed)
+    except (CocoDataError, FileNotFoundError, WeightsError) as e:
+        raise SystemExit(f"preprocess_coco: {e}") from None  # the message names the file and the problem
+    standin = " (stand-in data)" if meta["standin"] else ""
+    print(
+        f"preprocess_coco: {meta['source']}{standin}: {meta['train_captions']} train / {meta['val_captions']} val "
+        f"captions, vocabulary {meta['vocab_size']}, features {meta['feature_dim']}-d "
+        f"({meta['backbone']}, {meta['weights']} weights) -> {OUT_DIR}"
+    )

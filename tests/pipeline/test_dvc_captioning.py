@@ -1,0 +1,84 @@
+"""`dvc repro` of preprocess_coco and the captioning matrix on the demo's stand-in, in a
+temporary git repository: the demo profile's own settings, so this is the demo's claim tested.
+
+Measured, not assumed: the real models must reach at least twice the blind baseline's BLEU-4
+on the stand-in, every model's metrics file and MLflow run holding BLEU-1..4 and CIDEr-D.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from hw4 import tracking
+from hw4.compose import compose
+from hw4.stages.download import generate_standin
+from tests.conftest import REPO
+
+MODELS = ("rnn", "lstm", "blind")
+SCORES = ("val/bleu1", "val/bleu2", "val/bleu3", "val/bleu4", "val/cider")
+
+
+def demo_params(work: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The demo profile's params (every key dvc.yaml interpolates), on one CPU thread."""
+    monkeypatch.setenv("HW4_ROOT", str(REPO))
+    params = yaml.safe_load(compose(work / "params.yaml", ["profile=demo"]).read_text())
+    monkeypatch.setenv("HW4_ROOT", str(work))
+    params["trainer"].update(accelerator="cpu", devices=1, progress_bar=False, threads=1)
+    assert params["captioning"]["models"] == list(MODELS) and params["preprocess_coco"]["source"] == "raw"
+    return params
+
+
+def dvc(work: Path, *args: str) -> str:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
+    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=work, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"dvc {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_dvc_repro_prepares_the_standin_and_trains_every_model(isolated_workdir: Path, monkeypatch: pytest.MonkeyPatch):
+    work = isolated_workdir
+    shutil.copy(REPO / "dvc.yaml", work / "dvc.yaml")
+    shutil.copytree(REPO / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    params = demo_params(work, monkeypatch)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    generate_standin("coco2014_raw", work / "data/raw", params["seed"])  # what the download stage does
+    subprocess.run(["git", "init", "-q"], cwd=work, check=True)
+    dvc(work, "init", "-q")
+
+    # --single-item: the stand-in is in place already, so the download stage upstream stays out.
+    dvc(work, "repro", "--single-item", "preprocess_coco", "captioning")
+
+    meta = json.loads((work / "data/prepared/coco/meta.json").read_text())
+    assert meta["standin"] is True and meta["weights"] == "caption_words" and meta["source"] == "raw"
+    metrics = {m: json.loads((work / f"metrics/captioning/{m}.json").read_text()) for m in MODELS}
+    for m, values in metrics.items():
+        assert set(SCORES) <= set(values) and values["standin"] is True and values["dataset"] == "coco2014-standin"
+        for path in (f"plots/captioning/loss/{m}.csv", f"plots/captioning/figures/{m}_loss.png",
+                     f"plots/captioning/figures/{m}_samples.png", f"plots/captioning/samples/{m}.txt"):
+            assert (work / path).is_file(), path
+    blind = metrics["blind"]["val/bleu4"]
+    print({m: {k: round(v[k], 3) for k in SCORES} for m, v in metrics.items()})
+    for m in ("rnn", "lstm"):
+        assert metrics[m]["val/bleu4"] >= 2 * blind, f"{m}: BLEU-4 {metrics[m]['val/bleu4']:.3f}, blind {blind:.3f}"
+        assert metrics[m]["val/cider"] > 2 * metrics["blind"]["val/cider"]
+
+    c = MlflowClient(tracking.tracking_uri())
+    runs = c.search_runs([c.get_experiment_by_name("captioning").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == sorted(MODELS)
+    for r in runs:
+        assert set(SCORES) <= set(r.data.metrics) and r.info.status == "FINISHED"
+        assert r.data.params["decoding"] == "beam" and r.data.params["captioning.decoding.beam_width"] == "3"
+        assert r.data.params["cell"] == ("rnn" if r.info.run_name == "blind" else r.info.run_name)
+        assert r.data.metrics["val/bleu4"] == pytest.approx(metrics[r.info.run_name]["val/bleu4"])
+
+    lock = yaml.safe_load((work / "dvc.lock").read_text())["stages"]
+    assert {"preprocess_coco", *(f"captioning@{m}" for m in MODELS)} <= set(lock)
+    assert "didn't change" in dvc(work, "repro", "--single-item", "preprocess_coco", "captioning")
