@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 profile=${1:-demo}
 shift || true
-.venv/bin/dvc exp run --set-param "profile=$profile" "$@"
+export PATH="$PWD/.venv/bin:$PATH"   # the stages' `python -m hw4` is the venv's
+dvc exp run --set-param "profile=$profile" "$@"
 echo
 echo "Done. Results: reports/report.html, 'dvc metrics show', 'dvc plots show'."
 echo "MLflow UI:     .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"
