@@ -1,6 +1,7 @@
 """Captions as tokens, the vocabulary, the stand-in generator and the caption scorers."""
 
 import json
+import random
 from pathlib import Path
 
 import numpy as np
@@ -78,8 +79,6 @@ def test_standin_is_coco_shaped_deterministic_and_its_captions_name_what_is_draw
 
 
 def test_scenes_and_captions_agree():
-    import random
-
     rng = random.Random(0)
     for _ in range(50):
         shapes = standin_coco.random_scene(rng)

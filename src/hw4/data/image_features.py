@@ -18,7 +18,7 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 import torchvision
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.functional import pil_to_tensor
@@ -70,7 +70,7 @@ class ImageFiles(Dataset):
         try:
             with Image.open(path) as image:
                 image = image.convert("RGB").resize((self.size, self.size), Image.BILINEAR)
-        except (OSError, UnidentifiedImageError) as e:
+        except OSError as e:  # UnidentifiedImageError (not an image at all) is one
             raise CocoDataError(f"{path}: unreadable image ({e})") from None
         return pil_to_tensor(image)
 
