@@ -47,6 +47,7 @@ def test_sweep_select_and_final(tiny_prepared: Path, isolated_workdir: Path):
     assert "test/acc" in final_run.data.metrics and all(r.info.status == "FINISHED" for r in runs.values())
     artifacts = {a.path for a in MlflowClient(tracking.tracking_uri()).list_artifacts(final["run_id"])}
     assert {"final.json", "final.csv", "final.png", "final.pt"} <= artifacts
+    assert all(Path(f"checkpoints/mlp/{h}/last.ckpt").is_file() for h in (8, 16, 32))  # what a resume needs
     history = MlflowClient(tracking.tracking_uri()).get_metric_history(children[0].info.run_id, "val/acc")
     assert [m.step for m in history] == [0, 1]
     assert json.loads(Path("metrics/mlp/select.json").read_text())["points"].keys() == {"8", "16", "32"}

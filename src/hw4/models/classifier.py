@@ -104,9 +104,8 @@ class ImageClassifier(pl.LightningModule):
         return metrics
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        # The bare optimizer skips Lightning's per-step optimizer wrapper (a fifth of the MLP's
-        # step on a CPU); float16 needs the wrapper, which unscales gradients before the step.
-        opt = self.optimizers(use_pl_optimizer=self.trainer.precision == "16-mixed")
+        # Lightning's optimizer wrapper counts global_step, which checkpoints and resume rely on.
+        opt = self.optimizers()
         opt.zero_grad(set_to_none=True)
         loss = self._step("train", batch)
         self.manual_backward(loss)
