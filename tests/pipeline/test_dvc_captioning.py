@@ -6,55 +6,30 @@ on the stand-in, every model's metrics file and MLflow run holding BLEU-1..4 and
 """
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
 from hw4 import tracking
-from hw4.compose import compose
 from hw4.stages.download import generate_standin
-from tests.conftest import REPO
+from tests.pipeline.conftest import DvcRepo
 
 MODELS = ("rnn", "lstm", "blind")
 SCORES = ("val/bleu1", "val/bleu2", "val/bleu3", "val/bleu4", "val/cider")
-
-
-def demo_params(work: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
-    """The demo profile's params (every key dvc.yaml interpolates), on one CPU thread."""
-    monkeypatch.setenv("HW4_ROOT", str(REPO))
-    params = yaml.safe_load(compose(work / "params.yaml", ["profile=demo"]).read_text())
-    monkeypatch.setenv("HW4_ROOT", str(work))
-    params["trainer"].update(accelerator="cpu", devices=1, progress_bar=False, threads=1)
-    assert params["captioning"]["models"] == list(MODELS) and params["preprocess_coco"]["source"] == "raw"
-    return params
-
-
-def dvc(work: Path, *args: str) -> str:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
-    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=work, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, f"dvc {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
+STAGES = ("preprocess_coco", *(f"captioning@{m}" for m in MODELS))
 
 
 @pytest.mark.slow
-def test_dvc_repro_prepares_the_standin_and_trains_every_model(isolated_workdir: Path, monkeypatch: pytest.MonkeyPatch):
-    work = isolated_workdir
-    shutil.copy(REPO / "dvc.yaml", work / "dvc.yaml")
-    shutil.copytree(REPO / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    params = demo_params(work, monkeypatch)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+def test_dvc_repro_prepares_the_standin_and_trains_every_model(dvc_repo: DvcRepo):
+    work = dvc_repo.root
+    dvc_repo.write_params({"trainer": {"accelerator": "cpu", "devices": 1, "progress_bar": False, "threads": 1}})
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    assert params["captioning"]["models"] == list(MODELS) and params["preprocess_coco"]["source"] == "raw"
     generate_standin("coco2014_raw", work / "data/raw", params["seed"])  # what the download stage does
-    subprocess.run(["git", "init", "-q"], cwd=work, check=True)
-    dvc(work, "init", "-q")
 
     # --single-item: the stand-in is in place already, so the download stage upstream stays out.
-    dvc(work, "repro", "--single-item", "preprocess_coco", "captioning")
+    assert DvcRepo.ran(dvc_repo.repro("--single-item", "preprocess_coco", "captioning")) == set(STAGES)
 
     meta = json.loads((work / "data/prepared/coco/meta.json").read_text())
     assert meta["standin"] is True and meta["weights"] == "caption_words" and meta["source"] == "raw"
@@ -79,6 +54,4 @@ def test_dvc_repro_prepares_the_standin_and_trains_every_model(isolated_workdir:
         assert r.data.params["cell"] == ("rnn" if r.info.run_name == "blind" else r.info.run_name)
         assert r.data.metrics["val/bleu4"] == pytest.approx(metrics[r.info.run_name]["val/bleu4"])
 
-    lock = yaml.safe_load((work / "dvc.lock").read_text())["stages"]
-    assert {"preprocess_coco", *(f"captioning@{m}" for m in MODELS)} <= set(lock)
-    assert "didn't change" in dvc(work, "repro", "--single-item", "preprocess_coco", "captioning")
+    assert DvcRepo.ran(dvc_repo.repro("--single-item", "preprocess_coco", "captioning")) == set()
