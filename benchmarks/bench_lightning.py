@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from hw4.data.mnist_batches import MnistFamilyData, load_prepared
-from hw4.models.classifier import ImageClassifier, OptimSettings
+from hw4.models.classifier import ImageClassifier
+from hw4.models.tracked_module import OptimSettings
 from hw4.models.mlp import MLP, MLPConfig
 from hw4.tracking import StageRun
 from hw4.training import TrainerSettings, build_trainer

@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from hw4.models.classifier import OptimSettings
+from hw4.models.tracked_module import OptimSettings
 from hw4.models.resnet import resnet18_classifier
 from hw4.models.transfer_module import FreezeBackbone, TransferClassifier
 

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from hw4.data.mnist_batches import MnistFamilyData
-from hw4.models.classifier import Augment, ImageClassifier, OptimSettings
+from hw4.models.classifier import Augment, ImageClassifier
+from hw4.models.tracked_module import OptimSettings
 from hw4.outputs import plot_curves, write_csv, write_json
 from hw4.tracking import ResumeState, StageRun, params_hash
 from hw4.training import TrainerSettings, build_trainer

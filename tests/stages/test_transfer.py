@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from hw4 import tracking
 from hw4.config import ConfigError
 from hw4.data import standin_hymenoptera
-from hw4.models.classifier import OptimSettings
+from hw4.models.tracked_module import OptimSettings
 from hw4.models.resnet import resnet18_classifier
 from hw4.models.transfer_module import TransferClassifier, mode_callbacks
 from hw4.stages import transfer

@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from hw4.models.tracked_module import OptimSettings, TrackedModule
+
 SPLITS = ("train", "val", "test")
-
-
-@dataclass
-class OptimSettings:
-    """`name: sgd` with `momentum: 0` and `lr_decay: 0.95` is the homework's setting."""
-
-    name: Literal["sgd", "adam"] = "sgd"
-    lr: float = 1e-3
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    lr_decay: float = 1.0  # multiplied into the learning rate after every epoch
-
-    def validate(self, where: str) -> None:
-        from hw4.config import ConfigError
-
-        if self.lr <= 0:
-            raise ConfigError(f"params '{where}.lr': must be positive, got {self.lr}")
-        if not 0 < self.lr_decay <= 1:
-            raise ConfigError(f"params '{where}.lr_decay': must be in (0, 1], got {self.lr_decay}")
-
-
 Augment = Literal["none", "hflip"]
 
 
@@ -43,26 +22,20 @@ def random_hflip(images: torch.Tensor) -> torch.Tensor:
     return torch.where(flip[:, None, None], images.flip(-1), images)
 
 
-class ImageClassifier(pl.LightningModule):
+class ImageClassifier(TrackedModule):
     """Cross-entropy training of `net` on uint8 images normalised on the batch.
 
-    Optimisation is manual, metrics are computed once per epoch and the loss is logged only
-    every `log_every_n_steps`: on a 2-core CPU the MLP's step is so short that Lightning's
-    automatic-optimisation closure, a per-step `self.log` or a per-step metric update cost
-    more than the step itself (benchmarks/bench_lightning.py). torchmetrics states are
-    summed across ranks when computed, so epoch metrics are exact under DDP.
+    Accuracy and loss per split are torchmetrics, fed once per epoch (see `_step`); their
+    states are summed across ranks when computed, so epoch metrics are exact under DDP.
     """
 
     def __init__(
         self, net: nn.Module, optim: OptimSettings, mean: float, std: float,
         num_classes: int = 10, log_every_n_steps: int = 50, augment: Augment = "none",
     ):
-        super().__init__()
+        super().__init__(optim, log_every_n_steps)
         self.net = net
         self.augment = augment
-        self.optim = optim
-        self.log_every_n_steps = log_every_n_steps
-        self.automatic_optimization = False
         self.register_buffer("mean", torch.tensor(mean), persistent=False)
         self.register_buffer("std", torch.tensor(std), persistent=False)
         acc = lambda: MulticlassAccuracy(num_classes, average="micro", validate_args=False)  # noqa: E731
@@ -70,7 +43,6 @@ class ImageClassifier(pl.LightningModule):
         self.loss = nn.ModuleDict({f"{s}_": MeanMetric() for s in SPLITS})
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # a resumed run keeps its best-so-far
-        self.history: list[dict[str, float]] = []  # epoch metrics, one row per epoch
         # per split, this epoch's (predictions, labels, mean loss) of every batch
         self._outputs: dict[str, list[tuple[torch.Tensor, ...]]] = {s: [] for s in SPLITS}
 
@@ -104,18 +76,10 @@ class ImageClassifier(pl.LightningModule):
         return metrics
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        # Lightning's optimizer wrapper counts global_step, which checkpoints and resume rely on.
-        opt = self.optimizers()
-        opt.zero_grad(set_to_none=True)
-        loss = self._step("train", batch)
-        self.manual_backward(loss)
-        opt.step()
-        if (self.global_step + 1) % self.log_every_n_steps == 0 and self.logger is not None:
-            self.logger.log_metrics({"train/loss_step": loss.item()}, step=self.global_step)
+        self._optimise(self._step("train", batch))
 
     def on_train_epoch_end(self) -> None:
-        lr = self.optimizers(use_pl_optimizer=False).param_groups[0]["lr"]
-        self.lr_schedulers().step()
+        lr = self._end_train_epoch()
         self._log_epoch(self._compute("train") | {"lr": lr})
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
@@ -131,25 +95,3 @@ class ImageClassifier(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch(self._compute("test"))
-
-    def _log_epoch(self, metrics: dict[str, float]) -> None:
-        """Epoch metrics go to the logger at the epoch's step, and into `history`."""
-        if not self.history or self.history[-1]["epoch"] != self.current_epoch:
-            self.history.append({"epoch": self.current_epoch})
-        self.history[-1].update(metrics)
-        if self.logger is not None:
-            self.logger.log_metrics(metrics, step=self.current_epoch)
-
-    def configure_optimizers(self):
-        o = self.optim
-        if o.name == "sgd":
-            opt = torch.optim.SGD(self.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-        else:
-            opt = torch.optim.Adam(self.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-        return [opt], [torch.optim.lr_scheduler.ExponentialLR(opt, gamma=o.lr_decay)]
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["hw4_history"] = self.history
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.history = checkpoint.get("hw4_history", [])

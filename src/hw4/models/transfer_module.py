@@ -16,7 +16,8 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from torch import nn
 
-from hw4.models.classifier import ImageClassifier, OptimSettings
+from hw4.models.classifier import ImageClassifier
+from hw4.models.tracked_module import OptimSettings
 from hw4.models.resnet import backbone_modules
 
 Mode = Literal["finetune", "freeze"]

@@ -26,7 +26,7 @@ from hw4.data.caption_batches import CocoCaptions
 from hw4.data.coco_features import CAPTIONS_FILE, PREPARED_FEATURE_FILES
 from hw4.models.captioner import Captioner, CaptionerConfig, Cell
 from hw4.models.captioning_module import CaptioningModule
-from hw4.models.classifier import OptimSettings
+from hw4.models.tracked_module import OptimSettings
 from hw4.outputs import plot_curves, write_csv, write_json
 from hw4.stages.download import read_seed
 from hw4.tracking import ResumeState, StageRun, params_hash

@@ -16,7 +16,8 @@ from typing import Any
 
 from hw4.classify import ClassifierJob, train_classifier
 from hw4.config import ConfigError, flatten, load_params, section
-from hw4.models.classifier import Augment, OptimSettings
+from hw4.models.classifier import Augment
+from hw4.models.tracked_module import OptimSettings
 from hw4.models.cnn import CNN, CNNConfig, Impl
 from hw4.tracking import is_global_rank_zero
 from hw4.training import TrainerSettings, trainer_and_seed

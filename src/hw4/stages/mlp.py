@@ -14,7 +14,7 @@ from typing import Any
 
 from hw4.classify import ClassifierJob, train_classifier
 from hw4.config import ConfigError, flatten, load_params, section
-from hw4.models.classifier import OptimSettings
+from hw4.models.tracked_module import OptimSettings
 from hw4.models.mlp import MLP, Impl, MLPConfig
 from hw4.tracking import is_global_rank_zero
 from hw4.training import TrainerSettings, trainer_and_seed

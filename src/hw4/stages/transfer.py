@@ -20,7 +20,7 @@ import pytorch_lightning as pl
 from hw4.config import ConfigError, flatten, load_params, section
 from hw4.data.image_folders import ImageFolderData, ImageFolderError, tree_sha256
 from hw4.data.registry import STANDIN_MARKER
-from hw4.models.classifier import OptimSettings
+from hw4.models.tracked_module import OptimSettings
 from hw4.models.resnet import Pretrained, Weights, WeightsError, resnet18_classifier, resolve_weights
 from hw4.models.transfer_module import MODES, KeepBest, Mode, TransferClassifier, mode_callbacks
 from hw4.outputs import plot_curves, write_csv, write_json

@@ -1,0 +1,87 @@
+"""What every LightningModule of the project shares: the optimiser from params, manual
+optimisation with the loss logged every few steps, and an epoch history that survives resume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import pytorch_lightning as pl
+import torch
+
+
+@dataclass
+class OptimSettings:
+    """`name: sgd` with `momentum: 0` and `lr_decay: 0.95` is the homework's setting."""
+
+    name: Literal["sgd", "adam"] = "sgd"
+    lr: float = 1e-3
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    lr_decay: float = 1.0  # multiplied into the learning rate after every epoch
+
+    def validate(self, where: str) -> None:
+        from hw4.config import ConfigError
+
+        if self.lr <= 0:
+            raise ConfigError(f"params '{where}.lr': must be positive, got {self.lr}")
+        if not 0 < self.lr_decay <= 1:
+            raise ConfigError(f"params '{where}.lr_decay': must be in (0, 1], got {self.lr_decay}")
+
+    def build(self, params) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        """The optimiser over `params` and its per-epoch exponential decay."""
+        if self.name == "sgd":
+            opt = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        else:
+            opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        return opt, torch.optim.lr_scheduler.ExponentialLR(opt, gamma=self.lr_decay)
+
+
+class TrackedModule(pl.LightningModule):
+    """Manual optimisation with per-epoch metrics kept in `history` and sent to the logger.
+
+    On a 2-core CPU a small model's step is shorter than Lightning's automatic-optimisation
+    closure plus a per-step `self.log` (benchmarks/bench_lightning.py), so subclasses compute
+    their metrics once per epoch and the training loss is logged only every `log_every_n_steps`.
+    """
+
+    def __init__(self, optim: OptimSettings, log_every_n_steps: int = 50):
+        super().__init__()
+        self.optim = optim
+        self.log_every_n_steps = log_every_n_steps
+        self.automatic_optimization = False
+        self.history: list[dict[str, float]] = []  # epoch metrics, one row per epoch
+
+    def _optimise(self, loss: torch.Tensor) -> None:
+        # Lightning's optimizer wrapper counts global_step, which checkpoints and resume rely on.
+        opt = self.optimizers()
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        opt.step()
+        if (self.global_step + 1) % self.log_every_n_steps == 0 and self.logger is not None:
+            self.logger.log_metrics({"train/loss_step": loss.item()}, step=self.global_step)
+
+    def _end_train_epoch(self) -> float:
+        """Step the per-epoch schedule; return the learning rate the epoch trained with."""
+        lr = self.optimizers().param_groups[0]["lr"]
+        self.lr_schedulers().step()
+        return lr
+
+    def _log_epoch(self, metrics: dict[str, float]) -> None:
+        """Epoch metrics go to the logger at the epoch's step, and into `history`."""
+        if not self.history or self.history[-1]["epoch"] != self.current_epoch:
+            self.history.append({"epoch": self.current_epoch})
+        self.history[-1].update(metrics)
+        if self.logger is not None:
+            self.logger.log_metrics(metrics, step=self.current_epoch)
+
+    def configure_optimizers(self):
+        opt, schedule = self.optim.build(self.parameters())
+        return [opt], [schedule]
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["hw4_history"] = self.history
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.history = checkpoint.get("hw4_history", [])
