@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import pytorch_lightning as pl
 import torch
@@ -27,7 +27,7 @@ from hw4.training import TrainerSettings, build_trainer
 class ClassifierJob:
     experiment: str
     stage: str  # the DVC stage name, e.g. "mlp@150"
-    net: nn.Module
+    build_net: Callable[[], nn.Module]  # called after seeding, so the initial weights follow the seed
     params: Mapping[str, Any]  # flattened settings, logged as MLflow params
     data_path: Path
     trainer: TrainerSettings
@@ -67,7 +67,8 @@ def train_classifier(job: ClassifierJob) -> ClassifierResult:
     resume = ResumeState(job.checkpoint_dir)
     ckpt_path = resume.checkpoint_to_resume(params_hash(params))
     with StageRun(job.experiment, job.stage, params, [job.data_path], standin, resume, job.tags) as run:
-        module = ImageClassifier(job.net, job.optim, data.mean, data.std, augment=job.augment)
+        net = job.build_net()
+        module = ImageClassifier(net, job.optim, data.mean, data.std, augment=job.augment)
         trainer = build_trainer(job.trainer, run, job.epochs, checkpoint_dir=job.checkpoint_dir)
         start = time.perf_counter()
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
@@ -77,7 +78,7 @@ def train_classifier(job: ClassifierJob) -> ClassifierResult:
         metrics = summarise(module.history, train_time, trainer, data)
         metrics.update(job.extra_metrics, run_id=run.run_id, dataset=data.meta.get("dataset", "unknown"), standin=standin)
         if trainer.is_global_zero:
-            _write_outputs(job, run, module, metrics)
+            _write_outputs(job, run, module, net, metrics)
             run.log_metrics({"train_time_s": train_time})
         return ClassifierResult(metrics, module.history, run.run_id, trainer.is_global_zero)
 
@@ -94,7 +95,8 @@ def summarise(history: list[dict[str, float]], train_time: float, trainer: pl.Tr
     return summary
 
 
-def _write_outputs(job: ClassifierJob, run: StageRun, module: ImageClassifier, metrics: Mapping[str, Any]) -> None:
+def _write_outputs(job: ClassifierJob, run: StageRun, module: ImageClassifier, net: nn.Module,
+                   metrics: Mapping[str, Any]) -> None:
     write_json(job.metrics_path, metrics)
     rows = [{k: v for k, v in r.items() if not k.startswith("test/")} for r in module.history]
     write_csv(job.curve_csv, rows)
@@ -104,6 +106,6 @@ def _write_outputs(job: ClassifierJob, run: StageRun, module: ImageClassifier, m
         title=job.stage,
     )
     job.weights_path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(job.net.state_dict(), job.weights_path)
+    torch.save(net.state_dict(), job.weights_path)
     for path in (job.metrics_path, job.curve_csv, png, job.weights_path):
         run.log_artifact(path)

@@ -10,6 +10,7 @@ directly (experiment `cnn`, param `impl`).
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ def run(s: Settings, impl: Impl) -> dict[str, Any]:
     job = ClassifierJob(
         experiment=EXPERIMENT,
         stage=f"cnn@{impl}",
-        net=CNN(s.cnn.arch, impl=impl),
+        build_net=partial(CNN, s.cnn.arch, impl=impl),
         params=flatten({"impl": impl, "seed": s.seed, "cnn": cnn, "trainer": asdict(s.trainer)}),
         data_path=DATA,
         trainer=s.trainer,

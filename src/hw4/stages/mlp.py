@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,7 @@ def _job(s: Settings, hidden: int, stage: str, out: Path, test: bool, tags: dict
     return ClassifierJob(
         experiment=EXPERIMENT,
         stage=stage,
-        net=MLP(MLPConfig(hidden=hidden), impl=s.mlp.impl),
+        build_net=partial(MLP, MLPConfig(hidden=hidden), impl=s.mlp.impl),
         params=_point_params(s, hidden),
         data_path=DATA,
         trainer=s.trainer,
