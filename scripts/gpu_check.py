@@ -5,7 +5,7 @@
 
 Runs in a scratch directory on generated data (the stripes digits, the COCO and
 hymenoptera stand-ins), so it needs no network and no downloaded files. Each stage runs as
-DVC runs it (`python -m hw4 <stage>`); its metrics file is checked for sane values, and
+DVC runs it (`python -m hw4 <stage>`); its results file is checked for sane values, and
 samples per second are printed per stage. Without mlflow installed (a bare GPU machine) the
 stages run with HW4_TRACKING=off. Designed to finish within 10 minutes on one GPU.
 """
@@ -32,17 +32,17 @@ sys.path.insert(0, str(REPO / "src"))
 from hw4.data import standin_digits  # noqa: E402
 from hw4.stages.download import generate_standin  # noqa: E402
 
-# (stage arguments, metrics file, the accuracy-like key that must beat chance, chance level)
+# (stage arguments, the record it writes, the accuracy-like key that must beat chance, chance level)
 STAGES = [
-    (["mlp", "--hidden", "256"], "metrics/mlp/points/h256.json", "val/acc", 0.1),
-    (["cnn", "--impl", "torch"], "metrics/cnn/torch.json", "test/acc", 0.1),
-    (["cnn", "--impl", "scratch"], "metrics/cnn/scratch.json", "test/acc", 0.1),
+    (["mlp", "--hidden", "256"], "results/mlp/points/h256.json", "val/acc", 0.1),
+    (["cnn", "--impl", "torch"], "results/cnn/torch.json", "test/acc", 0.1),
+    (["cnn", "--impl", "scratch"], "results/cnn/scratch.json", "test/acc", 0.1),
     (["preprocess_coco"], "data/prepared/coco/meta.json", None, None),
-    (["captioning", "--model", "rnn"], "metrics/captioning/rnn.json", "val/bleu1", 0.0),
-    (["captioning", "--model", "lstm"], "metrics/captioning/lstm.json", "val/bleu1", 0.0),
-    (["transfer", "--mode", "finetune"], "metrics/transfer/finetune.json", "val/acc", 0.5),
+    (["captioning", "--model", "rnn"], "results/captioning/rnn.json", "val/bleu1", 0.0),
+    (["captioning", "--model", "lstm"], "results/captioning/lstm.json", "val/bleu1", 0.0),
+    (["transfer", "--mode", "finetune"], "results/transfer/finetune.json", "val/acc", 0.5),
     # A frozen *random* backbone (no ImageNet weights here) leaves the head at chance.
-    (["transfer", "--mode", "freeze"], "metrics/transfer/freeze.json", "val/acc", 0.0),
+    (["transfer", "--mode", "freeze"], "results/transfer/freeze.json", "val/acc", 0.0),
 ]
 
 

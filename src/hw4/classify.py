@@ -18,7 +18,7 @@ from torch import nn
 from hw4.data.mnist_batches import MnistFamilyData
 from hw4.models.classifier import Augment, ImageClassifier
 from hw4.models.tracked_module import OptimSettings
-from hw4.outputs import plot_curves, write_csv, write_json
+from hw4.outputs import plot_curves, write_csv, write_results
 from hw4.tracking import ResumeState, StageRun, params_hash
 from hw4.training import TrainerSettings, build_trainer
 
@@ -97,7 +97,7 @@ def summarise(history: list[dict[str, float]], train_time: float, trainer: pl.Tr
 
 def _write_outputs(job: ClassifierJob, run: StageRun, module: ImageClassifier, net: nn.Module,
                    metrics: Mapping[str, Any]) -> None:
-    write_json(job.metrics_path, metrics)
+    written = write_results(job.metrics_path, metrics)
     rows = [{k: v for k, v in r.items() if not k.startswith("test/")} for r in module.history]
     write_csv(job.curve_csv, rows)
     png = plot_curves(
@@ -107,5 +107,5 @@ def _write_outputs(job: ClassifierJob, run: StageRun, module: ImageClassifier, n
     )
     job.weights_path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), job.weights_path)
-    for path in (job.metrics_path, job.curve_csv, png, job.weights_path):
+    for path in (*written, job.curve_csv, png, job.weights_path):
         run.log_artifact(path)

@@ -20,6 +20,28 @@ def write_json(path: Path, data: Mapping[str, Any]) -> Path:
     return path
 
 
+# The keys of the DVC metrics files. Each stage keeps its full record (run id, data set,
+# every number) in results/ and copies these headline numbers, under these shared names,
+# into metrics/: so `dvc metrics show` is one narrow table across all stages.
+HEADLINE = ("hidden", "val/acc", "val/acc_best", "test/acc", "val/bleu4", "val/cider",
+            "layers_failed", "max_abs_err", "train_time_s")
+
+
+def record_path(metrics_path: Path) -> Path:
+    """metrics/<name>.json -> results/<name>.json, the full record behind the metrics file."""
+    return Path("results") / Path(metrics_path).relative_to("metrics")
+
+
+def write_results(metrics_path: Path, record: Mapping[str, Any]) -> tuple[Path, Path]:
+    """The full record (what later stages and the report read) and its headline metrics."""
+    headline = {k: record[k] for k in HEADLINE if _is_number(record.get(k))}
+    return write_json(record_path(metrics_path), record), write_json(metrics_path, headline)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def read_json(path: Path, needed_by: str) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():

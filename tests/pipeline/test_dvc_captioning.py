@@ -33,7 +33,7 @@ def test_dvc_repro_prepares_the_standin_and_trains_every_model(dvc_repo: DvcRepo
 
     meta = json.loads((work / "data/prepared/coco/meta.json").read_text())
     assert meta["standin"] is True and meta["weights"] == "caption_words" and meta["source"] == "raw"
-    metrics = {m: json.loads((work / f"metrics/captioning/{m}.json").read_text()) for m in MODELS}
+    metrics = {m: json.loads((work / f"results/captioning/{m}.json").read_text()) for m in MODELS}
     for m, values in metrics.items():
         assert set(SCORES) <= set(values) and values["standin"] is True and values["dataset"] == "coco2014-standin"
         for path in (f"plots/captioning/loss/{m}.csv", f"plots/captioning/figures/{m}_loss.png",

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from hw4.outputs import HEADLINE
 from tests.conftest import tiny_mlp_params
 from tests.pipeline.conftest import DvcRepo
 
@@ -34,9 +35,11 @@ def test_download_prepare_and_the_sweep_rerun_exactly_what_changed(dvc_repo: Dvc
     assert DvcRepo.ran(dvc_repo.repro("mlp_final")) == {"mlp@16", "mlp_select", "mlp_final"}
 
     metrics = json.loads(dvc_repo.dvc("metrics", "show", "--json"))
-    files = set(next(iter(metrics.values()))["data"])
-    assert {f"metrics/mlp/points/h{h}.json" for h in (4, 12, 16)} | {"metrics/mlp/select.json", "metrics/mlp/final.json"} <= files
+    files = next(iter(metrics.values()))["data"]
+    assert {f"metrics/mlp/points/h{h}.json" for h in (4, 12, 16)} | {"metrics/mlp/select.json", "metrics/mlp/final.json"} <= set(files)
+    columns = {k for f in files.values() for k in f.get("data", {})}  # `dvc metrics show`: one table (stages not run: "error")
+    assert columns <= set(HEADLINE) and {"hidden", "val/acc", "test/acc", "train_time_s"} <= columns
     dvc_repo.dvc("plots", "show", "-o", "dvc_plots")
     assert (dvc_repo.root / "dvc_plots/index.html").is_file()
-    final = json.loads((dvc_repo.root / "metrics/mlp/final.json").read_text())
+    final = json.loads((dvc_repo.root / "results/mlp/final.json").read_text())
     assert final["dataset"] == "fashion_mnist" and final["standin"] is False and final["test/acc"] > 0.5

@@ -24,7 +24,7 @@ def test_dvc_repro_runs_both_modes_on_the_standin(dvc_repo: DvcRepo, monkeypatch
     assert DvcRepo.ran(dvc_repo.repro("--single-item", *STAGES)) == set(STAGES)  # the matrix names transfer@<mode>
 
     for mode in ("finetune", "freeze"):
-        metrics = json.loads((work / f"metrics/transfer/{mode}.json").read_text())
+        metrics = json.loads((work / f"results/transfer/{mode}.json").read_text())
         assert metrics["standin"] is True and metrics["weights"] == "random" and metrics["epochs"] == 1
         assert (work / f"models/transfer/{mode}_best.pt").is_file()
     assert DvcRepo.ran(dvc_repo.repro("--single-item", *STAGES)) == set()

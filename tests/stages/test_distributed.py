@@ -67,15 +67,15 @@ def single_process_test_acc(net: torch.nn.Module, weights: Path, data_path: Path
 
 
 def _ddp_mlp_final() -> tuple[str, torch.nn.Module, Path, Path]:
-    Path("metrics/mlp").mkdir(parents=True)
-    Path("metrics/mlp/select.json").write_text(json.dumps({"hidden": 16, "val_acc": 1.0, "sweep_run_id": "sweep"}))
+    Path("results/mlp").mkdir(parents=True)
+    Path("results/mlp/select.json").write_text(json.dumps({"hidden": 16, "val/acc": 1.0, "sweep_run_id": "sweep"}))
     hw4("mlp_final")
-    return "mlp", MLP(MLPConfig(hidden=16)), Path("models/mlp/final.pt"), Path("metrics/mlp/final.json")
+    return "mlp", MLP(MLPConfig(hidden=16)), Path("models/mlp/final.pt"), Path("results/mlp/final.json")
 
 
 def _ddp_cnn() -> tuple[str, torch.nn.Module, Path, Path]:
     hw4("cnn", "--impl", "torch")
-    return "cnn", CNN(CNNConfig(**tiny_cnn_params()["arch"])), Path("models/cnn/torch.pt"), Path("metrics/cnn/torch.json")
+    return "cnn", CNN(CNNConfig(**tiny_cnn_params()["arch"])), Path("models/cnn/torch.pt"), Path("results/cnn/torch.json")
 
 
 @pytest.mark.parametrize("stage", [_ddp_mlp_final, _ddp_cnn], ids=["mlp_final", "cnn"])
@@ -108,7 +108,7 @@ def test_a_killed_run_resumes_into_the_same_mlflow_run(isolated_workdir: Path):
     time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not Path("metrics/mlp/points/h16.json").exists(), "the run finished before it could be killed"
+    assert not Path("results/mlp/points/h16.json").exists(), "the run finished before it could be killed"
     (killed,) = runs("mlp")
     assert killed.info.status == "RUNNING"
 
@@ -118,7 +118,7 @@ def test_a_killed_run_resumes_into_the_same_mlflow_run(isolated_workdir: Path):
     assert run.data.tags["resumed"] == "true"
     history = MlflowClient(tracking.tracking_uri()).get_metric_history(run.info.run_id, "val/acc")
     assert sorted({m.step for m in history}) == list(range(epochs))
-    assert json.loads(Path("metrics/mlp/points/h16.json").read_text())["epochs"] == epochs
+    assert json.loads(Path("results/mlp/points/h16.json").read_text())["epochs"] == epochs
 
 
 def test_mlflow_run_of_an_entry_point_makes_exactly_one_run(tiny_prepared: Path, isolated_workdir: Path, monkeypatch):
@@ -134,7 +134,7 @@ def test_mlflow_run_of_an_entry_point_makes_exactly_one_run(tiny_prepared: Path,
     (run,) = runs("mlp")
     assert run.info.status == "FINISHED"
     assert run.data.params["hidden"] == "16" and "val/acc" in run.data.metrics
-    assert json.loads(Path("metrics/mlp/points/h16.json").read_text())["run_id"] == run.info.run_id
+    assert json.loads(Path("results/mlp/points/h16.json").read_text())["run_id"] == run.info.run_id
 
 
 def _free_port() -> int:

@@ -51,7 +51,7 @@ def test_sweep_select_and_final(tiny_prepared: Path, isolated_workdir: Path):
     assert all(Path(f"checkpoints/mlp/{h}/last.ckpt").is_file() for h in (8, 16, 32))  # what a resume needs
     history = MlflowClient(tracking.tracking_uri()).get_metric_history(children[0].info.run_id, "val/acc")
     assert [m.step for m in history] == [0, 1]
-    assert json.loads(Path("metrics/mlp/select.json").read_text())["points"].keys() == {"8", "16", "32"}
+    assert json.loads(Path("results/mlp/select.json").read_text())["points"].keys() == {"8", "16", "32"}
 
 
 @pytest.mark.slow

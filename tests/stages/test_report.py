@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from hw4 import tracking
 from hw4.captioning_eval import Sample, write_samples
 from hw4.config import ConfigError
-from hw4.outputs import write_csv, write_json
+from hw4.outputs import write_csv, write_results
 from hw4.report import homework
 from hw4.report.inputs import MissingStageOutput, read_samples
 from hw4.stages import report
@@ -45,7 +45,7 @@ def write_fixture_outputs(run_ids: dict[str, str] | None = None) -> dict:
 
     def put(stage: str, path: str, data: dict) -> None:
         written[stage] = data
-        write_json(Path(path), data)
+        write_results(Path(path), data)
 
     put("gradcheck", "metrics/gradcheck.json", {
         layer: {"passed": True, "gradcheck": True, "within_tolerance": True, "max_abs_err_out": 1.5e-6 * (i + 1), "max_abs_err_grad": 2.25e-6 * (i + 1)}
@@ -54,7 +54,7 @@ def write_fixture_outputs(run_ids: dict[str, str] | None = None) -> dict:
     for i, h in enumerate(SIZES):
         put(f"mlp@{h}", f"metrics/mlp/points/h{h}.json",
             {"hidden": h, "val/acc": 0.8512 + i / 100, "val/acc_best": 0.8601 + i / 100, **_provenance(ids.get(f"mlp@{h}", f"{i}" * 32))})
-    put("mlp_select", "metrics/mlp/select.json", {"hidden": 150, "val_acc": 0.8712, "sweep_run_id": "s" * 32,
+    put("mlp_select", "metrics/mlp/select.json", {"hidden": 150, "val/acc": 0.8712, "sweep_run_id": "s" * 32,
                                                   "points": {str(h): 0.8512 + i / 100 for i, h in enumerate(SIZES)}, "dataset": "fashion_mnist", "standin": False})
     put("mlp_final", "metrics/mlp/final.json", {"hidden": 150, "test/acc": 0.8623, **_provenance("f" * 32)})
     for i, impl in enumerate(IMPLS):
@@ -155,11 +155,11 @@ def test_the_html_is_self_contained(isolated_workdir: Path, no_tracking: None):
 
 
 @pytest.mark.parametrize("missing, stage", [
-    ("metrics/cnn/scratch.json", "cnn@scratch"),
+    ("results/cnn/scratch.json", "cnn@scratch"),
     ("plots/transfer/freeze.csv", "transfer@freeze"),
     ("plots/captioning/samples/blind.txt", "captioning@blind"),
-    ("metrics/mlp/points/h16.json", "mlp@16"),
-    ("metrics/gradcheck.json", "gradcheck"),
+    ("results/mlp/points/h16.json", "mlp@16"),
+    ("results/gradcheck.json", "gradcheck"),
 ])
 def test_a_missing_output_names_the_file_and_its_stage(isolated_workdir: Path, no_tracking: None, missing: str, stage: str):
     write_fixture_outputs()
@@ -172,7 +172,7 @@ def test_a_missing_output_names_the_file_and_its_stage(isolated_workdir: Path, n
 
 def test_the_command_line_says_what_is_missing_without_a_traceback(isolated_workdir: Path, no_tracking: None):
     _settings(isolated_workdir)
-    with pytest.raises(SystemExit, match=r"(?s)report: .*metrics/gradcheck.json  \(written by stage gradcheck\)"):
+    with pytest.raises(SystemExit, match=r"(?s)report: .*results/gradcheck.json  \(written by stage gradcheck\)"):
         report.main(["--params", str(isolated_workdir / "params.yaml")])
 
 
@@ -209,7 +209,7 @@ def test_the_mlflow_run_holds_the_reports_and_links_the_runs_it_summarises(isola
     assert tags["summarises.mlp.150"] == "2" * 32 and tags["summarises.gradcheck"] == "g" * 32
     assert tags["data.standin"] == "true"
     assert cnn_run.run_id in tags[report.NOTE_TAG] and "transfer@freeze" in tags[report.NOTE_TAG]
-    assert {a.path for a in c.list_artifacts(run.info.run_id)} == {"report.md", "report.html", "report.json"}
+    assert {a.path for a in c.list_artifacts(run.info.run_id)} == {"report.md", "report.html", "summary.json"}
     md = report.MARKDOWN.read_text()
     assert _row(md, "`torch`")[7] == tracking.device_description()  # read from the run's tag
     assert _row(md, "`scratch`")[7] == "unknown"  # a run this store does not hold

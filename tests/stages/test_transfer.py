@@ -123,7 +123,7 @@ def test_both_modes_on_the_standin(isolated_workdir: Path, monkeypatch: pytest.M
     runs = client.search_runs([client.get_experiment_by_name("transfer").experiment_id])
     assert sorted(r.data.params["mode"] for r in runs) == ["finetune", "freeze"]
     for mode, metrics in results.items():
-        on_disk = json.loads(Path(f"metrics/transfer/{mode}.json").read_text())
+        on_disk = json.loads(Path(f"results/transfer/{mode}.json").read_text())
         assert on_disk == metrics and metrics["epochs"] == 2 and metrics["standin"] is True
         assert 0 <= metrics["val/acc"] <= metrics["val/acc_best"] <= 1 and metrics["weights"] == "imagenet"
         run = client.get_run(metrics["run_id"])

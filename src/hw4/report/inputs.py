@@ -12,14 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from hw4.outputs import record_path
 from hw4.report.homework import CaptionSample
-from hw4.stages import captioning, gradcheck, mlp
-
-# cnn and transfer name these paths inline when they write them.
-CNN_METRICS = Path("metrics/cnn")
-CNN_FIGURES = Path("plots/cnn/figures")
-TRANSFER_METRICS = Path("metrics/transfer")
-TRANSFER_CURVES = Path("plots/transfer")
+from hw4.stages import captioning, cnn, gradcheck, mlp, transfer
 
 
 class MissingStageOutput(FileNotFoundError):
@@ -100,22 +95,32 @@ class Inputs:
         return any(bool(m.get("standin")) for m in metrics)
 
 
+# The stages' full records (results/...), which carry run ids and data sets besides the numbers.
+GRADCHECK = record_path(gradcheck.METRICS)
+SELECTION = record_path(mlp.SELECTION)
+FINAL = record_path(mlp.FINAL)
+
+
+def _point(hidden: int) -> Path:
+    return record_path(mlp.POINTS / f"h{hidden}.json")
+
+
 def _cnn_files(impl: str) -> tuple[Path, Path]:
-    return CNN_METRICS / f"{impl}.json", CNN_FIGURES / f"{impl}.png"
+    return record_path(cnn.METRICS / f"{impl}.json"), cnn.FIGURES / f"{impl}.png"
 
 
 def _transfer_files(mode: str) -> tuple[Path, Path]:
-    return TRANSFER_METRICS / f"{mode}.json", TRANSFER_CURVES / f"{mode}.csv"
+    return record_path(transfer.METRICS / f"{mode}.json"), transfer.CURVES / f"{mode}.csv"
 
 
 def _caption_files(model: str) -> tuple[Path, ...]:
     out = captioning.Outputs(model)
-    return out.metrics, out.loss_csv, out.samples_txt, out.samples_png
+    return out.record, out.loss_csv, out.samples_txt, out.samples_png
 
 
 def needed_before_sweep(members: Members) -> list[Needed]:
     """Every input but the sweep points, whose sizes the selection file lists."""
-    needed = [Needed(gradcheck.METRICS, "gradcheck"), Needed(mlp.SELECTION, "mlp_select"), Needed(mlp.FINAL, "mlp_final")]
+    needed = [Needed(GRADCHECK, "gradcheck"), Needed(SELECTION, "mlp_select"), Needed(FINAL, "mlp_final")]
     needed += [Needed(p, f"cnn@{k}") for k in members.cnn for p in _cnn_files(k)]
     needed += [Needed(p, f"captioning@{k}") for k in members.captioning for p in _caption_files(k)]
     needed += [Needed(p, f"transfer@{k}") for k in members.transfer for p in _transfer_files(k)]
@@ -125,14 +130,14 @@ def needed_before_sweep(members: Members) -> list[Needed]:
 def collect(members: Members) -> Inputs:
     """Read every stage output the report summarises; MissingStageOutput names what is absent."""
     require(needed_before_sweep(members))
-    selection = read_json(mlp.SELECTION)
+    selection = read_json(SELECTION)
     sizes = sorted(int(h) for h in selection["points"])
-    require([Needed(mlp.POINTS / f"h{h}.json", f"mlp@{h}") for h in sizes])
+    require([Needed(_point(h), f"mlp@{h}") for h in sizes])
     return Inputs(
-        gradcheck=read_json(gradcheck.METRICS),
-        points={h: read_json(mlp.POINTS / f"h{h}.json") for h in sizes},
+        gradcheck=read_json(GRADCHECK),
+        points={h: read_json(_point(h)) for h in sizes},
         selection=selection,
-        final=read_json(mlp.FINAL),
+        final=read_json(FINAL),
         cnn={k: _read_cnn(k) for k in members.cnn},
         captioning={k: _read_captioning(k) for k in members.captioning},
         transfer={k: _read_transfer(k) for k in members.transfer},

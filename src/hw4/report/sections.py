@@ -72,7 +72,7 @@ def problem2(inputs: Inputs, ctx: Context) -> Section:
                   caption=f"The sweep: `{SWEEP_METRIC}` of the last epoch chooses the size (ties go to the smaller net).")
     chosen = Table(["", "this project", "homework", *PROVENANCE], [
         ["hidden units chosen", str(sel["hidden"]), str(hw.chosen_hidden), *ctx.provenance(sel, sel.get("sweep_run_id"))],
-        ["its validation accuracy", cells.acc(sel["val_acc"]), cells.homework(hw.chosen_val_acc), *ctx.provenance(sel, sel.get("sweep_run_id"))],
+        ["its validation accuracy", cells.acc(sel["val/acc"]), cells.homework(hw.chosen_val_acc), *ctx.provenance(sel, sel.get("sweep_run_id"))],
         ["test accuracy, retrained", cells.acc(final.get("test/acc")), cells.homework(hw.test_acc), *ctx.provenance(final)],
     ], caption="The chosen size, retrained and evaluated once on the test set (`mlp_final`).")
     return Section("Problem 2: the MLP's hidden-size sweep", [

@@ -27,7 +27,7 @@ from hw4.data.coco_features import CAPTIONS_FILE, PREPARED_FEATURE_FILES
 from hw4.models.captioner import Captioner, CaptionerConfig, Cell
 from hw4.models.captioning_module import CaptioningModule
 from hw4.models.tracked_module import OptimSettings
-from hw4.outputs import plot_curves, write_csv, write_json
+from hw4.outputs import plot_curves, record_path, write_csv, write_results
 from hw4.stages.download import read_seed
 from hw4.tracking import ResumeState, StageRun, params_hash
 from hw4.training import TrainerSettings, build_trainer
@@ -95,6 +95,10 @@ class Outputs:
     @property
     def metrics(self) -> Path:
         return Path("metrics/captioning") / f"{self.model}.json"
+
+    @property
+    def record(self) -> Path:
+        return record_path(self.metrics)
 
     @property
     def loss_csv(self) -> Path:
@@ -191,13 +195,13 @@ def evaluate(s: Settings, module: CaptioningModule, data: CocoCaptions, device: 
 
 
 def write_outputs(run: StageRun, module: CaptioningModule, metrics: dict[str, Any], out: Outputs, model: str) -> None:
-    write_json(out.metrics, metrics)
+    written = write_results(out.metrics, metrics)
     write_csv(out.loss_csv, module.history)
     png = plot_curves(out.loss_png, module.history, "epoch", {"loss per caption": ["train/loss", "val/loss"]},
                       title=f"captioning@{model}: training loss")
     out.weights.parent.mkdir(parents=True, exist_ok=True)
     torch.save(module.net.state_dict(), out.weights)
-    for path in (out.metrics, out.loss_csv, png, out.samples_txt, out.samples_png, out.weights):
+    for path in (*written, out.loss_csv, png, out.samples_txt, out.samples_png, out.weights):
         run.log_artifact(path)
 
 

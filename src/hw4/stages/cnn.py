@@ -25,6 +25,8 @@ from hw4.training import TrainerSettings, trainer_and_seed
 
 EXPERIMENT = "cnn"
 DATA = Path("data/prepared/mnist_family.pt")
+METRICS = Path("metrics/cnn")  # <impl>.json; the full record in results/cnn
+FIGURES = Path("plots/cnn/figures")  # <impl>.png, the learning curves
 
 
 @dataclass
@@ -76,9 +78,9 @@ def run(s: Settings, impl: Impl) -> dict[str, Any]:
         seed=s.seed,
         checkpoint_dir=Path("checkpoints/cnn") / impl,
         curve_csv=Path("plots/cnn/curves") / f"{impl}.csv",
-        curve_png=Path("plots/cnn/figures") / f"{impl}.png",
+        curve_png=FIGURES / f"{impl}.png",
         weights_path=Path("models/cnn") / f"{impl}.pt",
-        metrics_path=Path("metrics/cnn") / f"{impl}.json",
+        metrics_path=METRICS / f"{impl}.json",
         extra_metrics={"impl": impl},
         test=True,
         augment=s.cnn.augment,

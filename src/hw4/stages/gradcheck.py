@@ -1,12 +1,13 @@
 """The `gradcheck` stage: homework Problem 1's layers checked before anything trains on them.
 
-    python -m hw4 gradcheck [--params params.yaml] [--out metrics/gradcheck.json]
+    python -m hw4 gradcheck [--params params.yaml]
 
 For each scratch layer (linear, relu, conv2d, maxpool2d):
 - torch.autograd.gradcheck in float64 on small inputs (odd sizes, batch 1, stride 2 and
   padding for the convolution): the hand-written backward against finite differences;
 - float32 outputs and gradients against torch.nn.functional on the CNN's shapes.
-Writes the largest absolute errors and a pass flag per layer; exits non-zero if any fails.
+Writes the largest absolute errors and a pass flag per layer (results/gradcheck.json; the
+headline in metrics/gradcheck.json); exits non-zero if any fails.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from torch import Tensor
 
 from hw4 import layers
 from hw4.config import ConfigError, flatten, load_params, section
-from hw4.outputs import write_json
+from hw4.outputs import write_results
 from hw4.tracking import StageRun
 
 METRICS = Path("metrics/gradcheck.json")
@@ -175,7 +176,7 @@ def check_all(s: GradcheckSettings) -> dict[str, dict[str, Any]]:
         return {name: check_layer(layer, s, gen) for name, layer in LAYERS.items()}
 
 
-def run(settings: GradcheckSettings, metrics_path: Path = METRICS) -> dict[str, Any]:
+def run(settings: GradcheckSettings) -> dict[str, Any]:
     """Check every layer, write the metrics file, then raise if any layer failed.
 
     One MLflow run (experiment `gradcheck`) holds the errors per layer; a failed check
@@ -183,23 +184,25 @@ def run(settings: GradcheckSettings, metrics_path: Path = METRICS) -> dict[str, 
     """
     with StageRun(EXPERIMENT, "gradcheck", flatten(asdict(settings))) as mlflow_run:
         results = check_all(settings)
-        write_json(metrics_path, {**results, "run_id": mlflow_run.run_id})
-        mlflow_run.log_metrics({f"{name}/{k}": float(v) for name, r in results.items() for k, v in r.items() if k.startswith("max_abs_err")})
-        mlflow_run.log_artifact(metrics_path)
         failed = [name for name, r in results.items() if not r["passed"]]
+        worst = max(max(r["max_abs_err_out"], r["max_abs_err_grad"]) for r in results.values())
+        record = {**results, "layers_failed": len(failed), "max_abs_err": worst, "run_id": mlflow_run.run_id}
+        written = write_results(METRICS, record)
+        mlflow_run.log_metrics({f"{name}/{k}": float(v) for name, r in results.items() for k, v in r.items() if k.startswith("max_abs_err")})
+        for path in written:
+            mlflow_run.log_artifact(path)
         if failed:
-            raise GradcheckFailed(f"scratch layer(s) {failed} failed their checks; errors are in {metrics_path}")
+            raise GradcheckFailed(f"scratch layer(s) {failed} failed their checks; errors are in {written[0]}")
     return results
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hw4 gradcheck", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", type=Path)
-    parser.add_argument("--out", default=METRICS, type=Path, help="metrics file to write")
     args = parser.parse_args(argv)
     settings = section(load_params(args.params), "gradcheck", GradcheckSettings)
     try:
-        results = run(settings, args.out)
+        results = run(settings)
     except GradcheckFailed as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(1) from None

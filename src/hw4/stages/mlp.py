@@ -15,8 +15,9 @@ from typing import Any
 
 from hw4.classify import ClassifierJob, train_classifier
 from hw4.config import ConfigError, flatten, load_params, section
-from hw4.models.tracked_module import OptimSettings
 from hw4.models.mlp import MLP, Impl, MLPConfig
+from hw4.models.tracked_module import OptimSettings
+from hw4.outputs import read_json, record_path
 from hw4.tracking import is_global_rank_zero
 from hw4.training import TrainerSettings, trainer_and_seed
 
@@ -100,12 +101,10 @@ def run_point(s: Settings, hidden: int) -> dict[str, Any]:
 
 
 def run_final(s: Settings) -> dict[str, Any]:
-    from hw4.outputs import read_json
-
-    chosen = read_json(SELECTION, "mlp_final")
+    chosen = read_json(record_path(SELECTION), "mlp_final")
     tags = {"sweep.role": "final", "sweep.run_id": str(chosen["sweep_run_id"])}
     job = _job(s, int(chosen["hidden"]), "mlp_final", FINAL, test=True, tags=tags)
-    job.extra_metrics = {"hidden": int(chosen["hidden"]), "sweep_run_id": chosen["sweep_run_id"], "val_acc_selected": chosen["val_acc"]}
+    job.extra_metrics = {"hidden": int(chosen["hidden"]), "sweep_run_id": chosen["sweep_run_id"], "val_acc_selected": chosen["val/acc"]}
     return train_classifier(job).metrics
 
 

@@ -1,4 +1,4 @@
-"""Problem 2: choose the hidden size from the sweep points' metrics files (not MLflow).
+"""Problem 2: choose the hidden size from the sweep points' results files (not MLflow).
 
 The sweep's MLflow parent run is made here, after its points, and adopts their runs as
 nested children: the points run as separate DVC stages (and may be rerun one by one), so
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hw4.config import flatten
-from hw4.outputs import plot_curves, read_json, write_csv, write_json
+from hw4.outputs import plot_curves, read_json, record_path, write_csv, write_results
 from hw4.stages.mlp import DATA, EXPERIMENT, POINTS, SELECTION, Settings, load_settings
 from hw4.tracking import StageRun, adopt_children
 
@@ -30,7 +30,7 @@ def select_best(scores: dict[int, float]) -> int:
 
 
 def read_points(sizes: list[int]) -> dict[int, dict[str, Any]]:
-    return {h: read_json(POINTS / f"h{h}.json", "mlp_select") for h in sizes}
+    return {h: read_json(record_path(POINTS / f"h{h}.json"), "mlp_select") for h in sizes}
 
 
 def run(s: Settings) -> dict[str, Any]:
@@ -47,15 +47,15 @@ def run(s: Settings) -> dict[str, Any]:
             adopt_children(run.run_id, [p["run_id"] for p in points.values() if p.get("run_id")])
         result = {
             "hidden": best,
-            "val_acc": scores[best],
+            METRIC: scores[best],
             "sweep_run_id": run.run_id,
             "points": {str(h): scores[h] for h in sorted(scores)},
             "dataset": points[best].get("dataset"),
             "standin": standin,
         }
-        write_json(SELECTION, result)
+        written = write_results(SELECTION, result)
         run.log_metrics({"best_hidden": best, "best_val_acc": scores[best]})
-        for path in (SELECTION, SWEEP_CSV, png):
+        for path in (*written, SWEEP_CSV, png):
             run.log_artifact(path)
     return result
 
@@ -65,4 +65,4 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     result = run(load_settings(args.params))
-    print(f"chosen hidden size {result['hidden']} (val/acc {result['val_acc']:.4f})")
+    print(f"chosen hidden size {result['hidden']} ({METRIC} {result[METRIC]:.4f})")

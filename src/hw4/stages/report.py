@@ -36,7 +36,7 @@ OUT_DIR = Path("reports")
 MARKDOWN = OUT_DIR / "report.md"
 HTML = OUT_DIR / "report.html"
 FIGURES = OUT_DIR / "figures"
-SUMMARY = Path("metrics/report.json")
+SUMMARY = OUT_DIR / "summary.json"  # the headline numbers, one per problem and run
 NOTE_TAG = "mlflow.note.content"  # the run's description in the MLflow UI (Markdown)
 
 
@@ -137,7 +137,7 @@ def headline(inputs: Inputs) -> dict[str, Any]:
     """The numbers the homework reported, one per problem and run (DVC flattens the nesting)."""
     return {
         "gradcheck": {"layers_passed": sum(bool(r["passed"]) for r in inputs.layers().values()), "layers": len(inputs.layers())},
-        "mlp": {"hidden": inputs.selection["hidden"], "val_acc": inputs.selection["val_acc"], "test_acc": inputs.final.get("test/acc")},
+        "mlp": {"hidden": inputs.selection["hidden"], "val_acc": inputs.selection["val/acc"], "test_acc": inputs.final.get("test/acc")},
         "cnn": {k: {"test_acc": r.metrics.get("test/acc"), "train_time_s": r.metrics.get("train_time_s")} for k, r in inputs.cnn.items()},
         "captioning": {k: {"bleu4": r.metrics.get("val/bleu4"), "cider": r.metrics.get("val/cider")} for k, r in inputs.captioning.items()},
         "transfer": {k: {"val_acc": r.metrics.get("val/acc"), "val_acc_best": r.metrics.get("val/acc_best")} for k, r in inputs.transfer.items()},

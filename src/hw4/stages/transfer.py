@@ -23,13 +23,15 @@ from hw4.data.registry import STANDIN_MARKER
 from hw4.models.tracked_module import OptimSettings
 from hw4.models.resnet import Pretrained, Weights, WeightsError, resnet18_classifier, resolve_weights
 from hw4.models.transfer_module import MODES, KeepBest, Mode, TransferClassifier, mode_callbacks
-from hw4.outputs import plot_curves, write_csv, write_json
+from hw4.outputs import plot_curves, write_csv, write_results
 from hw4.tracking import ResumeState, StageRun, params_hash
 from hw4.training import TrainerSettings, build_trainer, trainer_and_seed
 
 EXPERIMENT = "transfer"
 DATASET = "hymenoptera"
 CHECKPOINTS = Path("checkpoints/transfer")
+METRICS = Path("metrics/transfer")  # <mode>.json; the full record in results/transfer
+CURVES = Path("plots/transfer")  # <mode>.csv, one row per epoch
 CURVE_COLUMNS = ("epoch", "train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "lr", "epoch_time_s")
 
 
@@ -178,9 +180,9 @@ def _label(mode: Mode, weights: Weights, standin: bool) -> str:
 
 
 def _write_outputs(mode: Mode, label: str, history: list[dict[str, float]], metrics: dict[str, Any], best: Path, run: StageRun) -> None:
-    metrics_path = write_json(Path("metrics/transfer") / f"{mode}.json", metrics)
+    written = write_results(METRICS / f"{mode}.json", metrics)
     rows = [{k: r.get(k) for k in CURVE_COLUMNS} | {"standin": metrics["standin"]} for r in history]
-    curve = write_csv(Path("plots/transfer") / f"{mode}.csv", rows)
+    curve = write_csv(CURVES / f"{mode}.csv", rows)
     png = plot_curves(
         Path("plots/transfer/figures") / f"{mode}.png", rows, "epoch",
         {"loss": ["train/loss", "val/loss"], "accuracy": ["train/acc", "val/acc"]}, title=label,
@@ -191,7 +193,7 @@ def _write_outputs(mode: Mode, label: str, history: list[dict[str, float]], metr
     model.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(best, model)
     run.log_metrics({k: metrics[k] for k in ("val/acc_best", "best_epoch", "epoch_time_s", "train_time_s")}, step=metrics["epochs"] - 1)
-    for path in (metrics_path, curve, png, model):
+    for path in (*written, curve, png, model):
         run.log_artifact(path)
 
 
