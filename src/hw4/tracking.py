@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 PARENT_TAG = "mlflow.parentRunId"
 PIPELINE_ENV = "HW4_PIPELINE_RUN_ID"  # set by `python -m hw4 pipeline` under `mlflow run`
 _MAX_PARAM_LEN = 6000
+_MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
 
 
 def tracking_uri() -> str:
@@ -258,13 +259,19 @@ class StageRun:
             client().log_batch(self.run_id, params=items[i : i + 100])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        if not self.active or not metrics:
+        self.log_metric_rows([(metrics, step)])
+
+    def log_metric_rows(self, rows: Sequence[tuple[Mapping[str, float], int | None]]) -> None:
+        """Several steps' metrics in as few MLflow batches as its limit allows (one SQLite
+        transaction each: a few ms, longer than many training steps)."""
+        if not self.active:
             return
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
-        client().log_batch(self.run_id, metrics=items)
+        items = [Metric(k, float(v), now, step or 0) for metrics, step in rows for k, v in metrics.items()]
+        for i in range(0, len(items), _MAX_METRICS_PER_BATCH):
+            client().log_batch(self.run_id, metrics=items[i : i + _MAX_METRICS_PER_BATCH])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         if not self.active or not tags:
@@ -285,12 +292,15 @@ class MLflowRunLogger(Logger):
     """Lightning's view of a `StageRun`: metrics go to its run, hyperparameters do not.
 
     The stage logs its settings as flattened params itself, once; Lightning's own
-    MLFlowLogger would open a run per rank and log hparams again on resume.
+    MLFlowLogger would open a run per rank and log hparams again on resume. Metrics wait
+    in a buffer until `save()` (the modules call it at each epoch's end) or `finalize()`
+    (Lightning calls it when fit or test ends, or fails), and go to MLflow in one batch.
     """
 
     def __init__(self, run: StageRun):
         super().__init__()
         self._run = run
+        self._pending: list[tuple[dict[str, float], int | None]] = []
 
     @property
     def name(self) -> str:
@@ -302,7 +312,16 @@ class MLflowRunLogger(Logger):
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        self._run.log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step)
+        self._pending.append(({k: v for k, v in metrics.items() if k != "epoch"}, step))
+
+    @rank_zero_only
+    def save(self) -> None:
+        rows, self._pending = self._pending, []
+        self._run.log_metric_rows(rows)
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        self.save()
 
     @rank_zero_only
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:

@@ -10,6 +10,7 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from hw4.data.mnist_batches import normalise
 from hw4.models.tracked_module import OptimSettings, TrackedModule
 
 SPLITS = ("train", "val", "test")
@@ -36,8 +37,7 @@ class ImageClassifier(TrackedModule):
         super().__init__(optim, log_every_n_steps)
         self.net = net
         self.augment = augment
-        self.register_buffer("mean", torch.tensor(mean), persistent=False)
-        self.register_buffer("std", torch.tensor(std), persistent=False)
+        self.mean, self.std = mean, std  # of the training pixels in [0, 1]
         acc = lambda: MulticlassAccuracy(num_classes, average="micro", validate_args=False)  # noqa: E731
         self.acc = nn.ModuleDict({f"{s}_": acc() for s in SPLITS})  # "train" is a Module method
         self.loss = nn.ModuleDict({f"{s}_": MeanMetric() for s in SPLITS})
@@ -47,7 +47,7 @@ class ImageClassifier(TrackedModule):
         self._outputs: dict[str, list[tuple[torch.Tensor, ...]]] = {s: [] for s in SPLITS}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float().div_(255).sub_(self.mean).div_(self.std)
+        x = normalise(images, self.mean, self.std)
         return self.net(x.unsqueeze(1))  # (B, 28, 28) -> (B, 1, 28, 28) -> (B, classes)
 
     def _step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:

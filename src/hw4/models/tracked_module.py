@@ -69,12 +69,14 @@ class TrackedModule(pl.LightningModule):
         return lr
 
     def _log_epoch(self, metrics: dict[str, float]) -> None:
-        """Epoch metrics go to the logger at the epoch's step, and into `history`."""
+        """Epoch metrics go to the logger at the epoch's step, and into `history`; the
+        logger writes out what it holds (the step losses too) once here, not every step."""
         if not self.history or self.history[-1]["epoch"] != self.current_epoch:
             self.history.append({"epoch": self.current_epoch})
         self.history[-1].update(metrics)
         if self.logger is not None:
             self.logger.log_metrics(metrics, step=self.current_epoch)
+            self.logger.save()
 
     def configure_optimizers(self):
         opt, schedule = self.optim.build(self.parameters())
