@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/bench_conv.py [--repeats 30] [--threads N]
 
 Three tables, each with torch as the baseline measured in the same run:
-1. one conv layer, forward + backward: batch 100, 1x28x28 input, 32 filters 7x7;
-   with the weight gradient only (the CNN's first layer: images need no gradient) and
-   with the input gradient too;
+1. one conv layer, forward + backward, batch 100: the homework's (1x28x28 input, 32 filters
+   7x7) and the demo CNN's second (32x14x14, 64 filters 3x3, padding 1); with the weight
+   gradient only (a first layer: images need no gradient) and with the input gradient too;
 2. the input gradient alone, two ways: the implementation's col2im (F.fold of Wᵀ dY)
    and the homework's formula taken literally (full convolution: unfold the zero-padded
    dY, multiply by the 180°-rotated, channel-transposed kernel);
@@ -71,21 +71,26 @@ def fold_input_grad(dy: torch.Tensor, weight: torch.Tensor, input_size: tuple[in
 
 
 def conv_layer_table(repeats: int) -> None:
-    x = torch.randn(BATCH, 1, 28, 28)
-    w = torch.randn(32, 1, 7, 7, requires_grad=True)
-    b = torch.randn(32, requires_grad=True)
-    dy = torch.randn(BATCH, 32, 22, 22)
-    print(f"\n1. conv layer forward + backward, x ({BATCH}, 1, 28, 28), weight (32, 1, 7, 7)")
-    print(f"{'gradients':28s} {'torch ms':>9s} {'scratch ms':>11s} {'ratio':>6s}")
-    for label, x_in in (("weight, bias", x), ("input, weight, bias", x.clone().requires_grad_())):
-        ms = median_ms(
-            {
-                "torch": lambda: F.conv2d(x_in, w, b).backward(dy),
-                "scratch": lambda: conv2d(x_in, w, b).backward(dy),
-            },
-            repeats,
-        )
-        print(f"{label:28s} {ms['torch']:9.2f} {ms['scratch']:11.2f} {ms['scratch'] / ms['torch']:6.2f}")
+    print("\n1. conv layer forward + backward, batch 100")
+    print(f"{'layer':32s} {'gradients':20s} {'torch ms':>9s} {'scratch ms':>11s} {'ratio':>6s}")
+    # (label, input shape, weight shape, padding): the homework's layer, the demo CNN's second.
+    layers = [("homework: 1->32, 7x7, 28 px", (BATCH, 1, 28, 28), (32, 1, 7, 7), 0),
+              ("demo block 2: 32->64, 3x3, 14 px", (BATCH, 32, 14, 14), (64, 32, 3, 3), 1)]
+    for label, x_shape, w_shape, pad in layers:
+        x = torch.randn(x_shape)
+        w = torch.randn(w_shape, requires_grad=True)
+        b = torch.randn(w_shape[0], requires_grad=True)
+        dy = torch.randn_like(F.conv2d(x, w, b, padding=pad))
+        # The first layer's input (the images) needs no gradient; a later layer's does.
+        for grads, x_in in (("weight, bias", x), ("input, weight, bias", x.clone().requires_grad_())):
+            ms = median_ms(
+                {
+                    "torch": lambda: F.conv2d(x_in, w, b, padding=pad).backward(dy),
+                    "scratch": lambda: conv2d(x_in, w, b, padding=pad).backward(dy),
+                },
+                repeats,
+            )
+            print(f"{label:32s} {grads:20s} {ms['torch']:9.2f} {ms['scratch']:11.2f} {ms['scratch'] / ms['torch']:6.2f}")
 
 
 def input_grad_table(repeats: int) -> None:
