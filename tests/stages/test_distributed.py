@@ -89,7 +89,7 @@ def test_two_ddp_processes_make_one_run_and_exact_test_accuracy(isolated_workdir
     final = json.loads(metrics.read_text())
     assert final["test/acc"] == pytest.approx(single_process_test_acc(net, weights, data_path), abs=1e-7)
     assert final["test/acc"] < 0.95  # the mislabelled samples are counted, once each
-    history = MlflowClient(tracking.tracking_uri()).get_metric_history(run.info.run_id, "val/acc")
+    history = MlflowClient(tracking.tracking_uri()).get_metric_history(run.info.run_id, "train/acc")
     assert sorted(m.step for m in history) == [0, 1, 2]  # each epoch logged once, by rank 0
     assert run.data.params["trainer.devices"] == "2" and run.data.params["batch_size_semantics"] == "global"
 

@@ -46,6 +46,9 @@ def test_sweep_select_and_final(tiny_prepared: Path, isolated_workdir: Path):
     final_run = runs[final["run_id"]]
     assert final_run.data.tags["sweep.run_id"] == parent.info.run_id
     assert "test/acc" in final_run.data.metrics and all(r.info.status == "FINISHED" for r in runs.values())
+    # The retraining learns from the validation split too, so it has no validation metrics.
+    assert final_run.data.params["data.train_splits"] == "train+val" and "val/acc" not in final_run.data.metrics
+    assert children[0].data.params["data.train_splits"] == "train"
     artifacts = {a.path for a in MlflowClient(tracking.tracking_uri()).list_artifacts(final["run_id"])}
     assert {"final.json", "final.csv", "final.png", "final.pt"} <= artifacts
     assert all(Path(f"checkpoints/mlp/{h}/last.ckpt").is_file() for h in (8, 16, 32))  # what a resume needs

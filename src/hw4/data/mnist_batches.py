@@ -36,13 +36,13 @@ class MnistFamilyData(pl.LightningDataModule):
     `batch_size` is global: each of N ranks takes batch_size / N of every step's samples.
     """
 
-    def __init__(self, path: Path, batch_size: int, eval_batch_size: int = 1000, seed: int = 0, train_subset: int = 0):
+    def __init__(self, path: Path, batch_size: int, eval_batch_size: int = 1000, seed: int = 0, train_on_val: bool = False):
         super().__init__()
         self.data = load_prepared(path)
         self.meta = self.data.get("meta", {})
-        if train_subset:
-            self.data["train_x"] = self.data["train_x"][:train_subset]
-            self.data["train_y"] = self.data["train_y"][:train_subset]
+        if train_on_val:  # a final retraining: the validation split has chosen, now it trains
+            for k in "xy":
+                self.data[f"train_{k}"] = torch.cat([self.data[f"train_{k}"], self.data[f"val_{k}"]])
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.seed = seed

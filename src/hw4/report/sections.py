@@ -74,10 +74,10 @@ def problem2(inputs: Inputs, ctx: Context) -> Section:
         ["hidden units chosen", str(sel["hidden"]), str(hw.chosen_hidden), *ctx.provenance(sel, sel.get("sweep_run_id"))],
         ["its validation accuracy", cells.acc(sel["val/acc"]), cells.homework(hw.chosen_val_acc), *ctx.provenance(sel, sel.get("sweep_run_id"))],
         ["test accuracy, retrained", cells.acc(final.get("test/acc")), cells.homework(hw.test_acc), *ctx.provenance(final)],
-    ], caption="The chosen size, retrained and evaluated once on the test set (`mlp_final`).")
+    ], caption="The chosen size, retrained on training + validation data and evaluated once on the test set (`mlp_final`).")
     return Section("Problem 2: the MLP's hidden-size sweep", [
         Text("One MLP per hidden size, trained on the training split and validated every epoch; "
-             "the best size is retrained and tested once."),
+             "the best size is retrained on training and validation data together and tested once."),
         sweep, _sweep_figure(inputs, ctx), chosen, *comparability(final, hw.dataset),
     ])
 

@@ -2,14 +2,14 @@
 
     python -m hw4 mlp --hidden 150     # train on train, validate every epoch
     python -m hw4 mlp_select           # pick the best point from the points' metrics files
-    python -m hw4 mlp_final            # retrain the chosen size, evaluate once on test
+    python -m hw4 mlp_final            # retrain the chosen size on train + val, evaluate once on test
 """
 
 from __future__ import annotations
 
 import argparse
 from functools import partial
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +103,13 @@ def run_point(s: Settings, hidden: int) -> dict[str, Any]:
 def run_final(s: Settings) -> dict[str, Any]:
     chosen = read_json(record_path(SELECTION), "mlp_final")
     tags = {"sweep.role": "final", "sweep.run_id": str(chosen["sweep_run_id"])}
-    job = _job(s, int(chosen["hidden"]), "mlp_final", FINAL, test=True, tags=tags)
-    job.extra_metrics = {"hidden": int(chosen["hidden"]), "sweep_run_id": chosen["sweep_run_id"], "val_acc_selected": chosen["val/acc"]}
+    hidden = int(chosen["hidden"])
+    job = replace(
+        _job(s, hidden, "mlp_final", FINAL, test=True, tags=tags),
+        train_on_val=True,  # the validation split has chosen the size; the retraining learns from it too
+        curve_csv=Path("plots/mlp/final.csv"),  # no validation curve, which plots/mlp/curves draws
+        extra_metrics={"hidden": hidden, "sweep_run_id": chosen["sweep_run_id"], "val_acc_selected": chosen["val/acc"]},
+    )
     return train_classifier(job).metrics
 
 
