@@ -97,7 +97,7 @@ def read_layout(directory: Path, feature_files: dict[str, str]) -> CaptionData:
     if missing:
         raise CocoDataError(f"missing captioning file(s): {missing}")
     try:
-        vocab = Vocabulary.from_json(_read_json(names["vocab"]), str(names["vocab"]))
+        vocab = Vocabulary.from_json(read_json_object(names["vocab"]), str(names["vocab"]))
     except ValueError as e:  # its message names the file already
         raise CocoDataError(str(e)) from None
     captions, image_idxs = {}, {}
@@ -115,13 +115,14 @@ def read_layout(directory: Path, feature_files: dict[str, str]) -> CaptionData:
     return data
 
 
-def _read_json(path: Path) -> dict:
+def read_json_object(path: Path, expected: str = "a JSON object at the top level") -> dict:
+    """A JSON file whose top level must be an object; CocoDataError says what was wrong."""
     try:
         doc = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CocoDataError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(doc, dict):
-        raise CocoDataError(f"{path}: expected a JSON object at the top level")
+        raise CocoDataError(f"{path}: expected {expected}")
     return doc
 
 

@@ -7,14 +7,13 @@ image with no caption is left out, as it could neither be trained on nor scored.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from hw4.data.coco_features import CocoDataError
+from hw4.data.coco_features import CocoDataError, read_json_object
 from hw4.data.coco_text import CaptionTooLong, Vocabulary, tokenise
 
 
@@ -44,7 +43,7 @@ def read_split(raw_dir: Path, split: str) -> RawSplit:
     path = annotations_file(raw_dir, split)
     if not path.is_file():
         raise CocoDataError(f"{path}: missing; the raw source needs COCO 2014's caption annotations there")
-    doc = _load(path)
+    doc = read_json_object(path, "a JSON object with 'images' and 'annotations'")
     file_names = {}
     for k, image in enumerate(_entries(doc, "images", path)):
         _require(image, ("id", "file_name"), f"images[{k}]", path)
@@ -58,16 +57,6 @@ def read_split(raw_dir: Path, split: str) -> RawSplit:
     ids = sorted(by_image)
     captions = [RawCaption(ann_id, pos, words) for pos, image_id in enumerate(ids) for ann_id, words in by_image[image_id]]
     return RawSplit(path, [file_names[i] for i in ids], captions)
-
-
-def _load(path: Path) -> dict:
-    try:
-        doc = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CocoDataError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(doc, dict):
-        raise CocoDataError(f"{path}: expected a JSON object with 'images' and 'annotations'")
-    return doc
 
 
 def _entries(doc: dict, key: str, path: Path) -> list:
