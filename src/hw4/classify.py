@@ -46,6 +46,7 @@ class ClassifierJob:
     augment: Augment = "none"
     tags: Mapping[str, str] = field(default_factory=dict)
     train_on_val: bool = False  # train on train + val, validate on nothing (a final retraining)
+    steps_per_call: int = 1  # optimiser steps per training_step (ImageClassifier.training_step)
 
 
 @dataclass
@@ -58,7 +59,8 @@ class ClassifierResult:
 
 def train_classifier(job: ClassifierJob) -> ClassifierResult:
     pl.seed_everything(job.seed, workers=True)
-    data = MnistFamilyData(job.data_path, job.batch_size, job.eval_batch_size, seed=job.seed, train_on_val=job.train_on_val)
+    data = MnistFamilyData(job.data_path, job.batch_size, job.eval_batch_size, seed=job.seed,
+                           train_on_val=job.train_on_val, steps_per_call=job.steps_per_call)
     standin = bool(data.meta.get("standin", False))
     params = {
         **job.params,

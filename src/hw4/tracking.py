@@ -284,8 +284,8 @@ class StageRun:
         if self.active:
             client().log_artifact(self.run_id, str(path), artifact_path)
 
-    def lightning_logger(self) -> "MLflowRunLogger":
-        return MLflowRunLogger(self)
+    def lightning_logger(self, flush_every_s: float = 1.0) -> "MLflowRunLogger":
+        return MLflowRunLogger(self, flush_every_s)
 
 
 class MLflowRunLogger(Logger):
@@ -293,14 +293,19 @@ class MLflowRunLogger(Logger):
 
     The stage logs its settings as flattened params itself, once; Lightning's own
     MLFlowLogger would open a run per rank and log hparams again on resume. Metrics wait
-    in a buffer until `save()` (the modules call it at each epoch's end) or `finalize()`
-    (Lightning calls it when fit or test ends, or fails), and go to MLflow in one batch.
+    in a buffer and go to MLflow in one batch (one SQLite transaction, ~5 ms of CPU): on
+    `flush()`, which the modules call before a checkpoint is written, so a resumed run
+    lacks no epoch; on `finalize()`, which Lightning calls when fit or test ends or fails;
+    and on `save()`, which the modules call at each epoch's end, if `flush_every_s` has
+    passed since the last write (an MLP epoch at batch 500 takes ~0.15 s on two cores).
     """
 
-    def __init__(self, run: StageRun):
+    def __init__(self, run: StageRun, flush_every_s: float = 1.0):
         super().__init__()
         self._run = run
         self._pending: list[tuple[dict[str, float], int | None]] = []
+        self.flush_every_s = flush_every_s
+        self._flushed_at = time.monotonic()
 
     @property
     def name(self) -> str:
@@ -315,13 +320,19 @@ class MLflowRunLogger(Logger):
         self._pending.append(({k: v for k, v in metrics.items() if k != "epoch"}, step))
 
     @rank_zero_only
-    def save(self) -> None:
+    def flush(self) -> None:
         rows, self._pending = self._pending, []
         self._run.log_metric_rows(rows)
+        self._flushed_at = time.monotonic()
+
+    @rank_zero_only
+    def save(self) -> None:
+        if time.monotonic() - self._flushed_at >= self.flush_every_s:
+            self.flush()
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
-        self.save()
+        self.flush()
 
     @rank_zero_only
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:

@@ -70,6 +70,20 @@ def test_same_params_and_seed_give_bit_identical_metrics(tiny_prepared: Path, is
     assert first["run_id"] != second["run_id"]
 
 
+@pytest.mark.slow
+def test_steps_per_call_changes_no_weight(tiny_prepared: Path, isolated_workdir: Path):
+    """10 steps per training_step (the default) train what one step per call trains, bit for bit."""
+    weights, curves = {}, {}
+    for k in (1, 10):  # 12 steps an epoch: one call each, or calls of 10 and 2
+        mlp.run_point(_settings(isolated_workdir, steps_per_call=k), 16)
+        weights[k] = torch.load("models/mlp/h16.pt", weights_only=True)
+        curves[k] = Path("plots/mlp/curves/h16.csv").read_text()
+        Path("checkpoints/mlp/16/run.json").unlink()  # a fresh run, not a resume
+    assert weights[1].keys() == weights[10].keys()
+    assert all(torch.equal(weights[1][name], weights[10][name]) for name in weights[1])
+    assert curves[1] == curves[10]  # the epochs' losses and accuracies too
+
+
 def test_a_size_outside_the_sweep_is_refused(tiny_prepared: Path, isolated_workdir: Path):
     with pytest.raises(ValueError, match="not in params mlp.hidden_sizes"):
         mlp.run_point(_settings(isolated_workdir), 64)

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from hw4.data.batches import TensorBatches
@@ -37,3 +38,19 @@ def test_evaluation_shards_see_every_sample_exactly_once():
         assert len(got) == len(loader)
         seen += torch.cat(got).tolist()
     assert sorted(seen) == list(range(1001))
+
+
+def test_stacked_training_items_hold_the_same_steps_in_the_same_order():
+    x, y = _data(230)
+    plain = list(TensorBatches((x, y), batch_size=20, shuffle=True, seed=5))
+    stacked = TensorBatches((x, y), batch_size=20, shuffle=True, seed=5, steps_per_item=4)
+    items = list(stacked)
+    assert len(stacked) == len(items) == 3  # 11 steps: 4 + 4 + 3
+    assert [tuple(i[0].shape) for i in items] == [(4, 20), (4, 20), (3, 20)]
+    assert torch.equal(torch.cat([i[0] for i in items]), torch.stack([b[0] for b in plain]))
+    assert all(torch.equal(ix * 10, iy) for ix, iy in items)
+
+
+def test_stacking_is_for_training_batches_only():
+    with pytest.raises(ValueError, match="training batches only"):
+        TensorBatches(_data(10), batch_size=5, steps_per_item=2)

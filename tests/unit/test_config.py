@@ -19,6 +19,7 @@ from tests.conftest import REPO, tiny_mlp_params, write_params
         (tiny_mlp_params(optim={"name": "sgd", "lr": -1.0}), "must be positive"),
         (tiny_mlp_params(optim={"name": "rmsprop"}), "not one of"),
         (tiny_mlp_params(epochs="ten"), "expected int"),
+        (tiny_mlp_params(steps_per_call=0), "steps_per_call must be at least 1"),
     ],
 )
 def test_bad_mlp_params_stop_with_a_clear_error(tmp_path: Path, mlp: dict, message: str):

@@ -31,18 +31,24 @@ def test_a_stage_run_is_one_finished_run_with_params_tags_and_metrics(tmp_path: 
     assert {"git.commit", "device", "version.torch", "version.mlflow"} <= set(tags)
 
 
-def test_the_lightning_logger_writes_its_metrics_on_save_and_on_finalize():
+def test_the_lightning_logger_buffers_until_flushed_and_saves_at_most_once_per_interval():
     with StageRun("unit", "unit_stage", {}) as run:
-        logger = run.lightning_logger()
+        logger = run.lightning_logger(flush_every_s=3600)
         history = lambda key: [(m.step, m.value) for m in MlflowClient(tracking.tracking_uri()).get_metric_history(run.run_id, key)]  # noqa: E731
         for step in range(3):
             logger.log_metrics({"train/loss_step": 1.0 / (step + 1), "epoch": 0}, step=step)
         assert history("train/loss_step") == []  # buffered: no SQLite transaction per step
         logger.save()
+        assert history("train/loss_step") == []  # an epoch's end within the interval
+        logger.flush()  # before a checkpoint
         assert history("train/loss_step") == [(0, 1.0), (1, 0.5), (2, 1 / 3)]
-        logger.log_metrics({"val/acc": 0.5}, step=0)
+        logger.flush_every_s = 0
+        logger.log_metrics({"val/acc": 0.25}, step=0)
+        logger.save()
+        assert history("val/acc") == [(0, 0.25)]
+        logger.log_metrics({"val/acc": 0.5}, step=1)
         logger.finalize("success")  # what Lightning calls when fit or test ends
-        assert history("val/acc") == [(0, 0.5)] and history("epoch") == []
+        assert history("val/acc") == [(0, 0.25), (1, 0.5)] and history("epoch") == []
 
 
 def test_a_stage_that_raises_leaves_its_run_failed():

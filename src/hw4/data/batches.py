@@ -39,6 +39,9 @@ class TensorBatches:
     seed: int = 0
     rank: int = 0
     world_size: int = 1
+    # Training only: an item stacks up to this many steps' batches, (k, B, ...); see
+    # `ImageClassifier.training_step`. None yields one batch (B, ...) per item.
+    steps_per_item: int | None = None
 
     def __post_init__(self) -> None:
         n = len(self.tensors[0])
@@ -48,9 +51,10 @@ class TensorBatches:
             raise ValueError(
                 f"global batch size {self.batch_size} is not divisible by {self.world_size} devices"
             )
+        if self.steps_per_item is not None and (not self.shuffle or self.steps_per_item < 1):
+            raise ValueError(f"steps_per_item={self.steps_per_item}: a positive count, for training batches only")
         self.sampler = EpochSampler()
         self.batch_sampler = None  # Lightning inspects DataLoader-like objects for both
-
 
     @property
     def num_samples(self) -> int:
@@ -73,16 +77,18 @@ class TensorBatches:
             perm = torch.randperm(self.num_samples, generator=g)
             # (steps, world, local): rank r takes its slice of every global batch.
             mine = perm[: steps * self.world_size * local].view(steps, self.world_size, local)
-            batches = mine[:, self.rank].to(device).unbind(0)
+            steps = mine[:, self.rank].to(device)  # (steps, local)
+            items = steps.unbind(0) if self.steps_per_item is None else steps.split(self.steps_per_item)
         else:
             lo, hi = self._eval_range()
-            batches = torch.arange(lo, hi, device=device).split(self.batch_size)
-        for idx in batches:
-            yield tuple(t.index_select(0, idx) for t in self.tensors)
+            items = torch.arange(lo, hi, device=device).split(self.batch_size)
+        for idx in items:  # (B,) or (k, B): one gather either way
+            yield tuple(t.index_select(0, idx.flatten()).view(*idx.shape, *t.shape[1:]) for t in self.tensors)
 
     def __len__(self) -> int:
         if self.shuffle:
-            return self._train_shape()[0]
+            steps = self._train_shape()[0]
+            return steps if self.steps_per_item is None else -(-steps // self.steps_per_item)
         lo, hi = self._eval_range()
         return -(-(hi - lo) // self.batch_size)
 

@@ -30,13 +30,15 @@ def normalise(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
 
 
 class MnistFamilyData(pl.LightningDataModule):
-    """Train/val/test batches of (uint8 images (B, 28, 28), uint8 labels (B,)).
+    """Batches of (uint8 images, uint8 labels): (B, 28, 28) and (B,) for validation and test;
+    for training, `steps_per_call` steps' batches stacked, (k, B, 28, 28) and (k, B), k <= steps_per_call.
 
-    The tensors move to the accelerator once, in `setup`; every batch is then one gather.
+    The tensors move to the accelerator once, in `setup`; every item is then one gather.
     `batch_size` is global: each of N ranks takes batch_size / N of every step's samples.
     """
 
-    def __init__(self, path: Path, batch_size: int, eval_batch_size: int = 1000, seed: int = 0, train_on_val: bool = False):
+    def __init__(self, path: Path, batch_size: int, eval_batch_size: int = 1000, seed: int = 0,
+                 train_on_val: bool = False, steps_per_call: int = 1):
         super().__init__()
         self.data = load_prepared(path)
         self.meta = self.data.get("meta", {})
@@ -46,6 +48,7 @@ class MnistFamilyData(pl.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.seed = seed
+        self.steps_per_call = steps_per_call
         train = self.data["train_x"].float().div(255)
         self.mean, self.std = train.mean().item(), train.std().item()
 
@@ -54,7 +57,7 @@ class MnistFamilyData(pl.LightningDataModule):
         for key in [f"{s}_{k}" for s in SPLITS for k in "xy"]:
             self.data[key] = self.data[key].to(device)
 
-    def _batches(self, split: str, batch_size: int, shuffle: bool) -> TensorBatches:
+    def _batches(self, split: str, batch_size: int, shuffle: bool, steps_per_item: int | None = None) -> TensorBatches:
         return TensorBatches(
             (self.data[f"{split}_x"], self.data[f"{split}_y"]),
             batch_size=batch_size,
@@ -62,10 +65,11 @@ class MnistFamilyData(pl.LightningDataModule):
             seed=self.seed,
             rank=self.trainer.global_rank,
             world_size=self.trainer.world_size,
+            steps_per_item=steps_per_item,
         )
 
     def train_dataloader(self) -> TensorBatches:
-        return self._batches("train", self.batch_size, shuffle=True)
+        return self._batches("train", self.batch_size, shuffle=True, steps_per_item=self.steps_per_call)
 
     def val_dataloader(self) -> TensorBatches:
         return self._batches("val", self.eval_batch_size, shuffle=False)

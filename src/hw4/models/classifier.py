@@ -26,7 +26,7 @@ def random_hflip(images: torch.Tensor) -> torch.Tensor:
 class ImageClassifier(TrackedModule):
     """Cross-entropy training of `net` on uint8 images normalised on the batch.
 
-    Accuracy and loss per split are torchmetrics, fed once per epoch (see `_step`); their
+    Accuracy and loss per split are torchmetrics, fed once per epoch (see `_record`); their
     states are summed across ranks when computed, so epoch metrics are exact under DDP.
     """
 
@@ -43,24 +43,22 @@ class ImageClassifier(TrackedModule):
         self.loss = nn.ModuleDict({f"{s}_": MeanMetric() for s in SPLITS})
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # a resumed run keeps its best-so-far
-        # per split, this epoch's (predictions, labels, mean loss) of every batch
+        # per split, this epoch's (predictions, labels, mean losses) of every call
         self._outputs: dict[str, list[tuple[torch.Tensor, ...]]] = {s: [] for s in SPLITS}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = normalise(images, self.mean, self.std)
         return self.net(x.unsqueeze(1))  # (B, 28, 28) -> (B, 1, 28, 28) -> (B, classes)
 
-    def _step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        images, labels = batch
-        labels = labels.long()
-        if split == "train" and self.augment == "hflip":
-            images = random_hflip(images)
+    def _loss(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(images)
-        loss = F.cross_entropy(logits, labels)
-        # Kept as tensors and handed to torchmetrics once per epoch: a metric update per
-        # step costs more than the MLP's whole step on a CPU.
-        self._outputs[split].append((logits.detach().argmax(1), labels, loss.detach()))
-        return loss
+        return F.cross_entropy(logits, labels), logits
+
+    def _record(self, split: str, logits: torch.Tensor, labels: torch.Tensor, losses: torch.Tensor) -> None:
+        """Keeps logits (n, C) and labels (n,) of m equal batches whose mean losses are
+        `losses` (m,), for torchmetrics once per epoch: an update per step costs more than
+        the MLP's whole step on a CPU."""
+        self._outputs[split].append((logits.argmax(-1), labels, losses))
 
     def _compute(self, split: str) -> dict[str, float]:
         loss, acc = self.loss[f"{split}_"], self.acc[f"{split}_"]
@@ -68,7 +66,8 @@ class ImageClassifier(TrackedModule):
         if outputs:
             preds, labels, losses = zip(*outputs)
             acc.update(torch.cat(preds), torch.cat(labels))
-            loss.update(torch.stack(losses), weight=torch.tensor([len(l) for l in labels], device=self.device))
+            batch_sizes = [torch.full_like(m, len(l) / len(m)) for l, m in zip(labels, losses)]
+            loss.update(torch.cat(losses), weight=torch.cat(batch_sizes))
             outputs.clear()
         metrics = {f"{split}/loss": loss.compute().item(), f"{split}/acc": acc.compute().item()}
         loss.reset()
@@ -76,14 +75,32 @@ class ImageClassifier(TrackedModule):
         return metrics
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._optimise(self._step("train", batch))
+        """`batch` stacks k steps' batches, images (k, B, H, W) and labels (k, B): k optimiser
+        steps per call. Lightning's loop costs about as much per call as a small MLP's whole
+        step on a CPU (benchmarks/bench_lightning.py), so the MLP takes several per call; the
+        steps and their order are those of k = 1, and so are the weights, bit for bit."""
+        images, labels = batch[0], batch[1].long()
+        logits, losses = [], []
+        for x, y in zip(images, labels):
+            if self.augment == "hflip":
+                x = random_hflip(x)
+            loss, out = self._loss(x, y)
+            self._optimise(loss)
+            logits.append(out.detach())
+            losses.append(loss.detach())
+        self._record("train", torch.cat(logits), labels.flatten(), torch.stack(losses))
+
+    def _evaluate(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        images, labels = batch[0], batch[1].long()
+        loss, logits = self._loss(images, labels)
+        self._record(split, logits, labels, loss[None])
 
     def on_train_epoch_end(self) -> None:
         lr = self._end_train_epoch()
         self._log_epoch(self._compute("train") | {"lr": lr})
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._step("val", batch)
+        self._evaluate("val", batch)
 
     def on_validation_epoch_end(self) -> None:
         metrics = self._compute("val")
@@ -91,7 +108,7 @@ class ImageClassifier(TrackedModule):
         self._log_epoch(metrics | {"val/acc_best": self.val_acc_best.compute().item()})
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._step("test", batch)
+        self._evaluate("test", batch)
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch(self._compute("test"))

@@ -5,10 +5,12 @@ optimisation with the loss logged every few steps, and an epoch history that sur
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
+
+from hw4.tracking import MLflowRunLogger
 
 
 @dataclass
@@ -53,6 +55,17 @@ class TrackedModule(pl.LightningModule):
         self.automatic_optimization = False
         self.history: list[dict[str, float]] = []  # epoch metrics, one row per epoch
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning records the hook it is in (`_current_fx_name`) around every hook call,
+        # 14 times per manual optimiser step; nn.Module.__setattr__'s search of parameters,
+        # buffers and submodules before storing a plain string costs a small MLP ~30 us a
+        # step on two CPU cores (benchmarks/bench_lightning.py). The string is stored as
+        # that search would store it.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def _optimise(self, loss: torch.Tensor) -> None:
         # Lightning's optimizer wrapper counts global_step, which checkpoints and resume rely on.
         opt = self.optimizers()
@@ -70,7 +83,8 @@ class TrackedModule(pl.LightningModule):
 
     def _log_epoch(self, metrics: dict[str, float]) -> None:
         """Epoch metrics go to the logger at the epoch's step, and into `history`; the
-        logger writes out what it holds (the step losses too) once here, not every step."""
+        logger writes out what it holds (the step losses too) here at most once a second
+        (`MLflowRunLogger.save`), never per step."""
         if not self.history or self.history[-1]["epoch"] != self.current_epoch:
             self.history.append({"epoch": self.current_epoch})
         self.history[-1].update(metrics)
@@ -84,6 +98,8 @@ class TrackedModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["hw4_history"] = self.history
+        if isinstance(self.logger, MLflowRunLogger):
+            self.logger.flush()  # every epoch a resume would skip is in MLflow first
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.history = checkpoint.get("hw4_history", [])

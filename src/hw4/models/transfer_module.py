@@ -41,6 +41,10 @@ class TransferClassifier(ImageClassifier):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)  # (B, 3, H, W) -> (B, classes)
 
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        images, labels = batch  # one step's batch, from a DataLoader: k = 1
+        super().training_step((images[None], labels[None]), batch_idx)
+
     def configure_optimizers(self):
         trainable = [p for p in self.parameters() if p.requires_grad]
         opt = torch.optim.SGD(trainable, lr=self.optim.lr, momentum=self.optim.momentum, weight_decay=self.optim.weight_decay)

@@ -26,6 +26,9 @@ DATA = Path("data/prepared/mnist_family.pt")
 POINTS = Path("metrics/mlp/points")
 SELECTION = Path("metrics/mlp/select.json")
 FINAL = Path("metrics/mlp/final.json")
+# Optimiser steps per Lightning training_step: a small MLP's step is shorter than Lightning's
+# loop around it, which 10 steps share (benchmarks/bench_lightning.py). The weights are the same.
+STEPS_PER_CALL = 10
 
 
 @dataclass
@@ -37,6 +40,7 @@ class MLPSettings:
     epochs: int = 10
     batch_size: int = 100
     eval_batch_size: int = 1000
+    steps_per_call: int = STEPS_PER_CALL
     optim: OptimSettings = field(default_factory=OptimSettings)
 
     def validate(self, where: str) -> None:
@@ -47,8 +51,8 @@ class MLPSettings:
             raise ConfigError(f"params '{where}.hidden_sizes': sizes must be positive, got {bad}")
         if len(set(self.hidden_sizes)) != len(self.hidden_sizes):
             raise ConfigError(f"params '{where}.hidden_sizes': duplicate sizes in {self.hidden_sizes}")
-        if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
-            raise ConfigError(f"params '{where}': epochs and batch sizes must be at least 1")
+        if min(self.epochs, self.batch_size, self.eval_batch_size, self.steps_per_call) < 1:
+            raise ConfigError(f"params '{where}': epochs, batch sizes and steps_per_call must be at least 1")
 
 
 @dataclass
@@ -81,6 +85,7 @@ def _job(s: Settings, hidden: int, stage: str, out: Path, test: bool, tags: dict
         epochs=s.mlp.epochs,
         batch_size=s.mlp.batch_size,
         eval_batch_size=s.mlp.eval_batch_size,
+        steps_per_call=s.mlp.steps_per_call,
         seed=s.seed,
         checkpoint_dir=Path("checkpoints") / stage.replace("@", "/"),
         curve_csv=Path("plots/mlp/curves") / f"{out.stem}.csv",
