@@ -41,9 +41,10 @@ def trainer_and_seed(params: dict) -> tuple[TrainerSettings, int]:
     """The two top-level settings every training stage reads besides its own section."""
     from hw4.config import ConfigError, section
 
-    if not isinstance(params.get("seed"), int):
-        raise ConfigError("params: missing integer key 'seed'")
-    return section(params, "trainer", TrainerSettings), params["seed"]
+    seed = params.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError(f"params 'seed': every training stage needs an integer seed, got {seed!r}")
+    return section(params, "trainer", TrainerSettings), seed
 
 
 def build_trainer(

@@ -49,3 +49,10 @@ def test_demo_profile_changes_data_only(tmp_path: Path, monkeypatch: pytest.Monk
     assert demo["profile"] == "demo" and real["profile"] == "real"
     assert demo["prepare"]["dataset"] == "fashion_mnist"
     assert demo["mlp"]["hidden_sizes"] == real["mlp"]["hidden_sizes"]
+
+
+@pytest.mark.parametrize("seed", [None, True, "0"])
+def test_a_training_stage_needs_an_integer_seed(tmp_path: Path, seed):
+    params = write_params(tmp_path / "params.yaml", mlp=tiny_mlp_params(), seed=seed)
+    with pytest.raises(ConfigError, match="needs an integer seed"):
+        load_settings(params)

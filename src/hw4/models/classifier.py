@@ -55,9 +55,9 @@ class ImageClassifier(TrackedModule):
         return F.cross_entropy(logits, labels), logits
 
     def _record(self, split: str, logits: torch.Tensor, labels: torch.Tensor, losses: torch.Tensor) -> None:
-        """Keeps logits (n, C) and labels (n,) of m equal batches whose mean losses are
-        `losses` (m,), for torchmetrics once per epoch: an update per step costs more than
-        the MLP's whole step on a CPU."""
+        """Keeps the predictions of `logits` (n, C), `labels` (n,) and the mean `losses` (m,)
+        of the m equal batches they came in, for torchmetrics once per epoch: an update per
+        step costs more than the MLP's whole step on a CPU."""
         self._outputs[split].append((logits.argmax(-1), labels, losses))
 
     def _compute(self, split: str) -> dict[str, float]:

@@ -28,9 +28,8 @@ from hw4.models.captioner import Captioner, CaptionerConfig, Cell
 from hw4.models.captioning_module import CaptioningModule
 from hw4.models.tracked_module import OptimSettings
 from hw4.outputs import plot_curves, record_path, write_csv, write_results
-from hw4.stages.download import read_seed
 from hw4.tracking import ResumeState, StageRun, params_hash
-from hw4.training import TrainerSettings, build_trainer
+from hw4.training import TrainerSettings, build_trainer, trainer_and_seed
 
 EXPERIMENT = "captioning"
 DATA_DIR = Path("data/prepared/coco")
@@ -81,9 +80,7 @@ class Settings:
 
 def load_settings(params_path: Path) -> Settings:
     params = load_params(params_path)
-    return Settings(
-        section(params, "captioning", CaptioningSettings), section(params, "trainer", TrainerSettings), read_seed(params)
-    )
+    return Settings(section(params, "captioning", CaptioningSettings), *trainer_and_seed(params))
 
 
 @dataclass
