@@ -77,8 +77,8 @@ class TensorBatches:
             perm = torch.randperm(self.num_samples, generator=g)
             # (steps, world, local): rank r takes its slice of every global batch.
             mine = perm[: steps * self.world_size * local].view(steps, self.world_size, local)
-            steps = mine[:, self.rank].to(device)  # (steps, local)
-            items = steps.unbind(0) if self.steps_per_item is None else steps.split(self.steps_per_item)
+            order = mine[:, self.rank].to(device)  # (steps, local): this rank's samples, step by step
+            items = order.unbind(0) if self.steps_per_item is None else order.split(self.steps_per_item)
         else:
             lo, hi = self._eval_range()
             items = torch.arange(lo, hi, device=device).split(self.batch_size)
