@@ -284,8 +284,8 @@ class StageRun:
         if self.active:
             client().log_artifact(self.run_id, str(path), artifact_path)
 
-    def lightning_logger(self, flush_every_s: float = 1.0) -> "MLflowRunLogger":
-        return MLflowRunLogger(self, flush_every_s)
+    def lightning_logger(self) -> "MLflowRunLogger":
+        return MLflowRunLogger(self)
 
 
 class MLflowRunLogger(Logger):

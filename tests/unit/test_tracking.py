@@ -33,7 +33,8 @@ def test_a_stage_run_is_one_finished_run_with_params_tags_and_metrics(tmp_path: 
 
 def test_the_lightning_logger_buffers_until_flushed_and_saves_at_most_once_per_interval():
     with StageRun("unit", "unit_stage", {}) as run:
-        logger = run.lightning_logger(flush_every_s=3600)
+        logger = run.lightning_logger()
+        logger.flush_every_s = 3600
         history = lambda key: [(m.step, m.value) for m in MlflowClient(tracking.tracking_uri()).get_metric_history(run.run_id, key)]  # noqa: E731
         for step in range(3):
             logger.log_metrics({"train/loss_step": 1.0 / (step + 1), "epoch": 0}, step=step)
