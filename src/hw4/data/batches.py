@@ -82,8 +82,15 @@ class TensorBatches:
         else:
             lo, hi = self._eval_range()
             items = torch.arange(lo, hi, device=device).split(self.batch_size)
-        for idx in items:  # (B,) or (k, B): one gather either way
-            yield tuple(t.index_select(0, idx.flatten()).view(*idx.shape, *t.shape[1:]) for t in self.tensors)
+        for idx in items:
+            yield self._gather(idx)
+
+    def _gather(self, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One index_select per tensor for a batch (B,) or a stack of steps (k, B)."""
+        if idx.dim() == 1:  # the common case, kept free of the reshaping
+            return tuple(t.index_select(0, idx) for t in self.tensors)
+        flat = idx.flatten()
+        return tuple(t.index_select(0, flat).view(*idx.shape, *t.shape[1:]) for t in self.tensors)
 
     def __len__(self) -> int:
         if self.shuffle:
