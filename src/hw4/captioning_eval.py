@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from hw4 import atomic
 from hw4.caption_metrics import corpus_scores
 from hw4.data.coco_features import CaptionData
 from hw4.data.coco_text import Vocabulary
@@ -75,12 +76,10 @@ def samples(module: CaptioningModule, data: CaptionData, split: str, n: int, how
 
 def write_samples(path: Path, items: Sequence[Sample], title: str) -> Path:
     """The homework's listing: each generated caption, then its ground truth."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     lines = [title, ""]
     for s in items:
         lines += [f"{s.split}  {s.url}", f"  generated: {s.generated}", f"  GT:        {s.truth}", ""]
-    path.write_text("\n".join(lines))
-    return path
+    return atomic.write_text(path, "\n".join(lines))  # the report reads it
 
 
 def plot_samples(path: Path, items: Sequence[Sample], image_dir: Path | None, title: str) -> Path:

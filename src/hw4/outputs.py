@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -12,12 +13,12 @@ import matplotlib
 matplotlib.use("Agg")  # no display on training machines
 import matplotlib.pyplot as plt  # noqa: E402
 
+from hw4 import atomic  # noqa: E402
+
 
 def write_json(path: Path, data: Mapping[str, Any]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    return path
+    """Atomically (hw4.atomic): later stages and resumed runs read these files."""
+    return atomic.write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 # The keys of the DVC metrics files. Each stage keeps its full record (run id, data set,
@@ -46,21 +47,24 @@ def read_json(path: Path, needed_by: str) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{needed_by} needs {path}, which does not exist; run the stage that writes it first")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{needed_by} needs {path}, which is not valid JSON ({e}); rerun the stage that writes it") from e
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
-    """Rows with the union of their keys as columns (DVC plots read CSV with a header)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Rows with the union of their keys as columns (DVC plots read CSV with a header).
+
+    Atomically (hw4.atomic): the report reads these files."""
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic.write_text(path, text.getvalue())
 
 
 def plot_curves(path: Path, rows: Sequence[Mapping[str, Any]], x: str, panels: Mapping[str, Sequence[str]], title: str) -> Path:

@@ -18,6 +18,7 @@ import os
 import platform
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from pytorch_lightning.loggers.logger import Logger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
+from hw4 import atomic
 from hw4.paths import repo_root
 
 if TYPE_CHECKING:
@@ -149,10 +151,15 @@ class ResumeState:
         """The run to continue: same params, not finished, and a checkpoint to resume from."""
         if not self._file.is_file() or not self.checkpoint.is_file():
             return None
-        state = json.loads(self._file.read_text())
-        if state.get("params_hash") != phash or state.get("finished"):
+        try:
+            state = json.loads(self._file.read_text())
+            if state.get("params_hash") != phash or state.get("finished"):
+                return None
+            return str(state["run_id"])
+        except (json.JSONDecodeError, AttributeError, KeyError) as e:
+            # Written atomically since; an older copy may still be cut short by a crash.
+            warnings.warn(f"{self._file} is unreadable ({e!r}); not resuming, the stage starts a new run", stacklevel=2)
             return None
-        return state["run_id"]
 
     def checkpoint_to_resume(self, phash: str) -> Path | None:
         """Decided from files alone, so every DDP rank reaches the same answer."""
@@ -162,9 +169,8 @@ class ResumeState:
         self.checkpoint.unlink(missing_ok=True)
 
     def record(self, run_id: str, phash: str, finished: bool) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
         state = {"run_id": run_id, "params_hash": phash, "finished": finished}
-        self._file.write_text(json.dumps(state, indent=1) + "\n")
+        atomic.write_text(self._file, json.dumps(state, indent=1) + "\n")  # a kill mid-write must not lose the run id
 
 
 @dataclass

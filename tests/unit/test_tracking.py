@@ -98,3 +98,12 @@ def test_a_changed_param_on_an_existing_run_is_a_clear_error(monkeypatch: pytest
     with pytest.raises(ValueError, match="already has param lr='0.1'"):
         with StageRun("unit", "stage", {"lr": 0.2}):
             pass
+
+
+def test_an_unreadable_run_json_is_nothing_to_resume(tmp_path: Path):
+    state = ResumeState(tmp_path / "ckpt")
+    state.record("a" * 32, "hash", finished=False)
+    state.checkpoint.write_bytes(b"weights")
+    (tmp_path / "ckpt" / "run.json").write_text('{"run_id": "aaa')  # cut short by a crash
+    with pytest.warns(UserWarning, match=r"run\.json is unreadable .*not resuming, the stage starts a new run"):
+        assert state.resumable_run("hash") is None

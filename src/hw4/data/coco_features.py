@@ -18,6 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from hw4 import atomic
 from hw4.data.coco_text import Vocabulary
 
 SPLITS = ("train", "val")
@@ -164,20 +165,20 @@ def subsample_train(data: CaptionData, max_train: int, seed: int) -> CaptionData
 
 
 def write_layout(data: CaptionData, directory: Path, feature_files: dict[str, str]) -> list[Path]:
-    """Write the layout into `directory`; return the files written."""
+    """Write the layout into `directory`; return the files written.
+
+    Each file atomically (hw4.atomic): the captioning stage reads them."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     written = [directory / CAPTIONS_FILE, directory / VOCAB_FILE]
-    with h5py.File(written[0], "w") as f:
+    with atomic.replacing(written[0]) as tmp, h5py.File(tmp, "w") as f:
         for split in SPLITS:
             f.create_dataset(f"{split}_captions", data=data.captions[split].astype(np.int32))
             f.create_dataset(f"{split}_image_idxs", data=data.image_idxs[split].astype(np.int32))
-    written[1].write_text(json.dumps(data.vocab.to_json()) + "\n")
+    atomic.write_text(written[1], json.dumps(data.vocab.to_json()) + "\n")
     for split in SPLITS:
         path = directory / feature_files[split]
-        with h5py.File(path, "w") as f:
+        with atomic.replacing(path) as tmp, h5py.File(tmp, "w") as f:
             f.create_dataset("features", data=data.features[split].astype(np.float32))
-        urls = directory / urls_file(split)
-        urls.write_text("".join(f"{u}\n" for u in data.urls[split]))
+        urls = atomic.write_text(directory / urls_file(split), "".join(f"{u}\n" for u in data.urls[split]))
         written += [path, urls]
     return written

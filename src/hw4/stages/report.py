@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from hw4 import atomic
 from hw4.config import ConfigError, flatten, load_params, section
 from hw4.outputs import write_json
 from hw4.report import homework
@@ -89,9 +90,9 @@ def run(s: Settings) -> dict[str, Any]:
     with StageRun(EXPERIMENT, "report", params, standin=inputs.standin(), tags=tags, run_name="report") as run:
         ctx = Context(figures, device_tags(run_ids.values()), FIGURES)
         doc = Document(s.report.title, [header(s, inputs, run.run_id, figures.source), *problems(inputs, ctx)])
-        OUT_DIR.mkdir(parents=True, exist_ok=True)
-        MARKDOWN.write_text(to_markdown(doc, MARKDOWN.parent))
-        HTML.write_text(to_html(doc))
+        # Atomically: a report cut short by a crash would still open, and look complete.
+        atomic.write_text(MARKDOWN, to_markdown(doc, MARKDOWN.parent))
+        atomic.write_text(HTML, to_html(doc))
         summary = headline(inputs)
         write_json(SUMMARY, summary)
         run.set_tags({NOTE_TAG: note(s, run_ids)})
