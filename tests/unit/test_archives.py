@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 import stat
 import tarfile
+import tracemalloc
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from hw4.data import archives
-from hw4.data.archives import ArchiveError, extract
+from hw4.data.archives import ArchiveError, Limits, extract
 
 SHA = "ab" * 32
 
@@ -127,3 +128,58 @@ def test_unreadable_archive(tmp_path):
     (tmp_path / "a.zip").write_bytes(b"<html>not found</html>")
     with pytest.raises(ArchiveError, match="neither a zip file nor a tar archive"):
         extract(tmp_path / "a.zip", tmp_path / "out", SHA)
+
+
+def test_a_zip_bomb_is_refused_before_anything_is_written(tmp_path):
+    with zipfile.ZipFile(tmp_path / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(4):
+            zf.writestr(f"zeros/{i}", b"\0" * (2 << 20))  # 8 MB of zeros in about 32 kB
+    assert (tmp_path / "bomb.zip").stat().st_size < 100_000
+    with pytest.raises(ArchiveError, match=r"more than download\.max_extract_bytes = 5000000 bytes"):
+        extract(tmp_path / "bomb.zip", tmp_path / "out", SHA, Limits(max_bytes=5_000_000, max_entries=100))
+    with pytest.raises(ArchiveError, match=r"more than download\.max_extract_entries = 3 entries"):
+        extract(tmp_path / "bomb.zip", tmp_path / "out", SHA, Limits(max_bytes=10**9, max_entries=3))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_tar_bomb_is_refused_at_the_first_entry_past_the_limit(tmp_path):
+    # One 16 MB member: listing a .tar.gz decompresses it, so the check must stop before its data.
+    with tarfile.open(tmp_path / "bomb.tar.gz", "w:gz") as tf:
+        info = tarfile.TarInfo("zeros")
+        info.size = 16 << 20
+        tf.addfile(info, io.BytesIO(b"\0" * info.size))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ArchiveError, match="max_extract_bytes"):
+            extract(tmp_path / "bomb.tar.gz", tmp_path / "out", SHA, Limits(max_bytes=1 << 20, max_entries=10))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20 and not (tmp_path / "out").exists()
+
+
+def test_entries_owned_by_others_are_refused(tmp_path):
+    out = tmp_path / "out"
+    extract(make_zip(tmp_path / "images.zip", {"train2014/a.jpg": b"image"}), out, "01" * 32)
+    (out / "train2014.zip").write_bytes(b"the neighbour's archive")
+    archive = make_zip(tmp_path / "ann.zip", {"annotations/c.json": b"{}", "train2014/b.jpg": b"x",
+                                              "train2014.zip": b"x", ".extracted-" + "0" * 64: b"x"})  # fmt: skip
+    with pytest.raises(ArchiveError, match="would overwrite what is not the archive's") as caught:
+        extract(archive, out, SHA, owned={"train2014.zip": "images (its file train2014.zip)"})
+    message = str(caught.value)
+    assert "'train2014': belongs to images.zip (extracted here)" in message
+    assert "'train2014.zip': belongs to images (its file train2014.zip)" in message
+    assert f"'.extracted-{'0' * 64}': belongs to a name the extraction itself uses" in message
+    assert sorted(p.name for p in (out / "train2014").iterdir()) == ["a.jpg"]
+    assert (out / "train2014.zip").read_bytes() == b"the neighbour's archive"
+    assert not (out / "annotations").exists()
+
+
+def test_an_unreadable_marker_or_a_killed_extraction_is_redone(tmp_path):
+    archive = make_zip(tmp_path / "a.zip", {"top/f.txt": b"new"})
+    out = tmp_path / "out"
+    (out / ".extract-left-by-a-kill").mkdir(parents=True)
+    (out / ".extract-left-by-a-kill" / "half.txt").write_bytes(b"ha")
+    (out / f".extracted-{SHA}").write_text('{"archive": "a.zip", "entr')  # cut short
+    assert extract(archive, out, SHA) == ["top"]
+    assert sorted(p.name for p in out.iterdir()) == [f".extracted-{SHA}", "top"]

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
+import os
+import signal
 import socket
+import subprocess
 import sys
 import threading
+import time
 import types
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -284,3 +289,237 @@ def test_stage_downloads_pins_and_unpacks_over_a_stand_in(mirrors, tmp_path):
         "toy": {"bundle.zip": "in place"}
     }
     assert mirrors.requests == []
+
+
+# --- hostile files, stalled mirrors, kills and hand-placed files (issue 15) --------------
+
+
+def zip_bytes(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def pinned_zip_registry(mirrors: Mirrors, name: str = "bundle.zip", target: str = "toy") -> dict[str, Dataset]:
+    spec = FileSpec(name=name, path=name, pin=True, extract=True)
+    return {"toy": Dataset("toy", target, (f"{mirrors.base}/m/",), (), (spec,))}
+
+
+def test_a_refused_archive_is_moved_aside_unpinned_and_a_good_one_is_then_accepted(mirrors, tmp_path):
+    registry = pinned_zip_registry(mirrors)
+    raw, lock = tmp_path / "raw", tmp_path / "lock.json"
+    settings = stage.DownloadSettings(datasets=["toy"], retries=0)
+    hostile = zip_bytes({"bundle/ok.txt": b"fine", "../escape.txt": b"evil"})
+    mirrors.routes["/m/bundle.zip"] = (200, hostile)
+
+    with pytest.raises(DownloadError) as caught:
+        stage.run(settings, raw_dir=raw, lock_path=lock, registry=registry)
+    message = str(caught.value)
+    aside = raw / "toy" / "bundle.zip.rejected"
+    assert "refusing to extract anything" in message and "'../escape.txt'" in message
+    assert f"moved aside to {aside} and its sha256 was not pinned" in message
+    assert aside.read_bytes() == hostile and not (raw / "toy" / "bundle.zip").exists()
+    assert json.loads(lock.read_text()) == {}  # the pin is not poisoned
+    assert not (tmp_path / "escape.txt").exists() and not (raw / "escape.txt").exists()
+
+    good = zip_bytes({"bundle/ok.txt": b"fine"})
+    mirrors.routes["/m/bundle.zip"] = (200, good)
+    summary = stage.run(settings, raw_dir=raw, lock_path=lock, registry=registry)
+    assert "sha256 pinned" in summary["downloaded"]["toy"]["bundle.zip"]
+    assert json.loads(lock.read_text()) == {"toy/bundle.zip": sha256(good)}
+    assert (raw / "toy" / "bundle" / "ok.txt").read_bytes() == b"fine"
+
+
+def test_replacing_a_stand_in_keeps_what_the_user_put_there(mirrors, tmp_path, monkeypatch):
+    def generate(target_dir: Path, seed: int) -> None:
+        (target_dir / "bundle" / "train").mkdir(parents=True)
+        (target_dir / "bundle" / "train" / "fake.jpg").write_bytes(b"generated")
+
+    monkeypatch.setitem(sys.modules, "fake_standin", types.SimpleNamespace(generate=generate))
+    monkeypatch.setitem(stage.GENERATORS, "toy", ("fake_standin", "toy"))
+    registry = {"toy": Dataset("toy", "toy", (), (), (FileSpec(name="bundle.zip", path="bundle.zip", pin=True, extract=True),))}
+    raw, lock = tmp_path / "raw", tmp_path / "lock.json"
+    stage.run(stage.DownloadSettings(generate=["toy"]), raw_dir=raw, lock_path=lock, registry=registry)
+    assert (raw / "toy" / STANDIN_MARKER).exists()
+
+    real = zip_bytes({"bundle/train/real.jpg": b"real"})
+    (raw / "toy" / "bundle.zip").write_bytes(real)  # the user copies the real archive in by hand
+    (raw / "toy" / "notes.txt").write_text("mine")  # and keeps a note beside it
+    summary = stage.run(stage.DownloadSettings(datasets=["toy"], retries=0), raw_dir=raw, lock_path=lock, registry=registry)
+
+    assert summary["downloaded"]["toy"]["bundle.zip"].startswith("in place")
+    assert (raw / "toy" / "bundle.zip").read_bytes() == real
+    assert (raw / "toy" / "notes.txt").read_text() == "mine"
+    assert (raw / "toy" / "bundle" / "train" / "real.jpg").read_bytes() == b"real"
+    assert not (raw / "toy" / "bundle" / "train" / "fake.jpg").exists()  # generated: removed
+    assert not (raw / "toy" / STANDIN_MARKER).exists() and not (raw / "toy" / stage.STANDIN_MANIFEST).exists()
+    assert mirrors.requests == []
+
+
+class Trickle:
+    """An HTTP server sending `size` bytes, `step` bytes every `pause_s` seconds."""
+
+    def __init__(self, size: int, step: int, pause_s: float) -> None:
+        self.body = bytes(range(256)) * (size // 256)
+        self.pause_s = pause_s
+        state = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(state.body)))
+                self.end_headers()
+                try:
+                    for i in range(0, len(state.body), step):
+                        self.wfile.write(state.body[i : i + step])
+                        self.wfile.flush()
+                        time.sleep(state.pause_s)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up, as it should
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
+        self.base = f"http://127.0.0.1:{self.server.server_port}/"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(
+    "step, http, reason",
+    [
+        # 10 bytes/s: each read returns within timeout_s, so only the rate check catches it.
+        (1, HttpOptions(retries=0, timeout_s=0.5, min_bytes_per_s=1000), "bytes/s over the last"),
+        # 20 kB/s passes the rate check, but the 200 kB would take 10 s.
+        (2000, HttpOptions(retries=0, timeout_s=0.5, attempt_deadline_s=1.0, min_bytes_per_s=1000),
+         "not done within download.attempt_deadline_s = 1 s"),
+    ],
+)
+def test_a_trickling_mirror_is_given_up_as_stalled(tmp_path, monkeypatch, step, http, reason):
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    trickle = Trickle(size=200_000, step=step, pause_s=0.1)
+    spec = FileSpec(name="big.bin", path="big.bin", md5=md5(trickle.body))
+    started = time.monotonic()
+    try:
+        with pytest.raises(DownloadError) as caught:
+            fetch(toy([trickle.base], spec), spec, tmp_path / "raw", PinLock(tmp_path / "lock.json"), http=http)
+    finally:
+        trickle.close()
+    assert time.monotonic() - started < 3
+    assert f"{trickle.base}big.bin: stalled: " in str(caught.value) and reason in str(caught.value)
+    assert list((tmp_path / "raw").iterdir()) == []  # no temporary file
+
+
+DRIVER = """
+import sys
+from pathlib import Path
+from hw4.data.registry import load_registry
+from hw4.stages import download as stage
+stage.exit_cleanly_on_sigterm()
+settings = stage.DownloadSettings(datasets=["toy"], retries=0, timeout_s=5)
+print(stage.run(settings, raw_dir=Path(sys.argv[2]), lock_path=Path(sys.argv[3]), registry=load_registry(Path(sys.argv[1]))))
+"""
+
+
+def test_sigterm_during_a_download_leaves_no_temporary_file_and_a_rerun_succeeds(tmp_path, monkeypatch):
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    trickle = Trickle(size=100_000, step=1000, pause_s=0.05)  # 5 s for the whole file
+    (tmp_path / "registry.yaml").write_text(
+        f"toy:\n  mirrors: ['{trickle.base}']\n  files: [{{name: big.bin, md5: {md5(trickle.body)}}}]\n"
+    )
+    raw = tmp_path / "raw"
+    (raw / "toy").mkdir(parents=True)
+    (raw / "toy" / ".big.bin.part-stale").write_bytes(b"left by a SIGKILL")
+    args = [sys.executable, "-c", DRIVER, str(tmp_path / "registry.yaml"), str(raw), str(tmp_path / "lock.json")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    try:
+        child = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 10
+        # Running: the stale file is gone and this run's own temporary file is growing.
+        while not any(p.name != ".big.bin.part-stale" and p.stat().st_size > 0 for p in (raw / "toy").iterdir()):
+            assert time.monotonic() < deadline and child.poll() is None, child.communicate()
+            time.sleep(0.02)
+        child.send_signal(signal.SIGTERM)
+        _, stderr = child.communicate(timeout=10)
+        assert child.returncode == 128 + signal.SIGTERM, stderr
+        assert "stopped by SIGTERM; temporary files removed" in stderr
+        assert list((raw / "toy").iterdir()) == []
+
+        trickle.pause_s = 0  # the mirror recovers; the rerun fetches the file whole
+        done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=30)
+    finally:
+        trickle.close()
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in (raw / "toy").iterdir()] == ["big.bin"]
+    assert md5((raw / "toy" / "big.bin").read_bytes()) == md5(trickle.body)
+
+
+def test_archives_sharing_a_target_cannot_overwrite_their_neighbours(mirrors, tmp_path):
+    def dataset(key: str, name: str, unpacks_to: tuple[str, ...]) -> Dataset:
+        spec = FileSpec(name=name, path=name, pin=True, extract=True, unpacks_to=unpacks_to)
+        return Dataset(key, "coco", (f"{mirrors.base}/m/",), (), (spec,))
+
+    registry = {"images": dataset("images", "train2014.zip", ("train2014",)),
+                "annotations": dataset("annotations", "annotations.zip", ("annotations",))}  # fmt: skip
+    images = zip_bytes({"train2014/a.jpg": b"image"})
+    hostile = zip_bytes({"annotations/captions.json": b"{}", "train2014.zip": b"not the images",
+                         "train2014/b.jpg": b"replaces the folder"})  # fmt: skip
+    mirrors.routes["/m/train2014.zip"] = (200, images)
+    mirrors.routes["/m/annotations.zip"] = (200, hostile)
+    raw, lock = tmp_path / "raw", tmp_path / "lock.json"
+
+    with pytest.raises(DownloadError) as caught:
+        stage.run(stage.DownloadSettings(datasets=["images", "annotations"], retries=0), raw_dir=raw, lock_path=lock,
+                  registry=registry)
+    message = str(caught.value)
+    assert "annotations.zip: refusing to extract anything; entries would overwrite what is not the archive's" in message
+    assert "'train2014.zip': belongs to images (its file train2014.zip)" in message
+    assert "'train2014': belongs to images (train2014.zip unpacks to it)" in message
+    assert (raw / "coco" / "train2014.zip").read_bytes() == images  # the neighbours are intact
+    assert (raw / "coco" / "train2014" / "a.jpg").read_bytes() == b"image"
+    assert not (raw / "coco" / "train2014" / "b.jpg").exists() and not (raw / "coco" / "annotations").exists()
+    assert list(json.loads(lock.read_text())) == ["images/train2014.zip"]
+
+
+def test_a_rejected_file_in_place_is_moved_aside(tmp_path):
+    (tmp_path / "toy.gz").write_bytes(b"garbage")
+    dataset = toy([])
+    with pytest.raises(DownloadError) as caught:
+        fetch(dataset, dataset.files[0], tmp_path, PinLock(tmp_path / "lock.json"), http=FAST)
+    aside = tmp_path / "toy.gz.rejected"
+    assert f"{tmp_path / 'toy.gz'} (already there): checksum mismatch" in str(caught.value)
+    assert f"moved aside to {aside}" in str(caught.value)
+    assert aside.read_bytes() == b"garbage" and not (tmp_path / "toy.gz").exists()
+
+
+def test_every_missing_file_is_tried_and_listed_in_one_error(mirrors, tmp_path):
+    specs = tuple(FileSpec(name=f"f{i}.bin", path=f"f{i}.bin", md5=md5(b"%d" % i)) for i in range(3))
+    mirrors.routes["/m/f1.bin"] = (200, b"1")  # the middle one is there
+    registry = {"toy": Dataset("toy", "toy", (f"{mirrors.base}/m/",), (), specs)}
+    settings = stage.DownloadSettings(datasets=["toy"], retries=0)
+    with pytest.raises(DownloadError) as caught:
+        stage.run(settings, raw_dir=tmp_path / "raw", lock_path=tmp_path / "lock.json", registry=registry)
+    message = str(caught.value)
+    assert message.startswith("2 file(s) failed; 1 other file(s) are in place. Each failure:")
+    assert "1. could not get a verified copy of toy/f0.bin" in message
+    assert "2. could not get a verified copy of toy/f2.bin" in message
+    assert (tmp_path / "raw" / "toy" / "f1.bin").read_bytes() == b"1"
+
+
+def test_a_gzip_bomb_is_not_decompressed_past_the_registry_size(tmp_path):
+    bomb = gzip.compress(b"\0" * (4 << 20))  # 4 MB of zeros in about 4 kB
+    (tmp_path / "mirror").mkdir()
+    (tmp_path / "mirror" / "toy.gz").write_bytes(bomb)
+    spec = FileSpec(name="toy.gz", path="toy.gz", md5=md5(PUBLISHED), content_sha256=sha256(CONTENT),
+                    content_size=len(CONTENT))  # fmt: skip
+    with pytest.raises(DownloadError, match="decompresses to more than the registry's content_size, 1200 bytes"):
+        fetch(toy([], spec), spec, tmp_path / "raw", PinLock(tmp_path / "lock.json"), [tmp_path / "mirror"], FAST)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import struct
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ import torch
 
 from hw4.data.idx import IdxError, read_idx
 from hw4.data.mnist import FILES, load_split, split_train_val
-from hw4.data.registry import STANDIN_MARKER
+from hw4.data.registry import STANDIN_MARKER, Dataset, FileSpec, load_registry
 from hw4.stages import prepare as prepare_stage
 
 
@@ -146,3 +148,68 @@ def test_prepare_stage_writes_the_splits(tmp_path):
 def test_prepare_stage_says_what_to_run_when_files_are_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="run the download stage with 'mnist' in download.datasets"):
         prepare_stage.run(prepare_stage.PrepareSettings("mnist"), raw_dir=tmp_path, out_path=tmp_path / "x.pt")
+
+
+def test_wrong_magic_names_the_expected_and_found_values(tmp_path):
+    # A labels header claiming 8 dimensions: read as sizes, its pixels once made "truncated ... 34922128181986080 bytes".
+    data = struct.pack(">HBB", 0, 0x08, 8) + idx_bytes(images(2))[4:]
+    write(tmp_path / FILES["train_images"], data)
+    write(tmp_path / FILES["train_labels"], idx_bytes(labels(2)))
+    message = (r"train-images-idx3-ubyte\.gz: bad magic: expected 0x00000803 \(uint8, 3 dimension\(s\)\), "
+               r"found 0x00000808 \(uint8, 8 dimension\(s\)\)")
+    with pytest.raises(IdxError, match=message):
+        load_split(tmp_path, "train")
+
+
+def test_images_and_labels_swapped_is_bad_magic(tmp_path):
+    write(tmp_path / FILES["train_images"], idx_bytes(labels(2)))
+    write(tmp_path / FILES["train_labels"], idx_bytes(images(2)))
+    with pytest.raises(IdxError, match=r"bad magic: expected 0x00000803 .*found 0x00000801"):
+        load_split(tmp_path, "train")
+
+
+def test_a_gzip_bomb_is_refused_without_decompressing_it_into_memory(tmp_path):
+    header = struct.pack(">HBBIII", 0, 0x08, 3, 20_000, 28, 28)
+    bomb = write(tmp_path / "bomb.gz", header + bytes(20_000 * 28 * 28))  # 15.7 MB of zeros in about 15 kB
+    assert bomb.stat().st_size < 100_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(IdxError, match=r"bomb\.gz: decompresses to more than 2352 bytes, the size recorded for it"):
+            read_idx(bomb, max_bytes=2352)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20
+
+
+def fake_registry(raw: Path, recompressed: bool) -> dict:
+    """kmnist with the checksums of the files written in `raw`: container md5s, or (as the
+    Debian package's recompressed copies need) only the contents' sha256."""
+    specs = []
+    for name in FILES.values():
+        data = (raw / name).read_bytes()
+        if recompressed:
+            content = gzip.decompress(data)
+            specs.append(FileSpec(name, name, md5="0" * 32, content_sha256=hashlib.sha256(content).hexdigest(),
+                                  content_size=len(content)))  # fmt: skip
+        else:
+            specs.append(FileSpec(name, name, md5=hashlib.md5(data).hexdigest()))
+    kmnist = load_registry()["kmnist"]
+    return {"kmnist": Dataset("kmnist", "kmnist", (), (), tuple(specs), kmnist.classes)}
+
+
+@pytest.mark.parametrize("recompressed", [False, True])
+def test_prepare_reads_real_data_only_when_it_matches_the_recorded_checksums(tmp_path, recompressed):
+    raw, out = tmp_path / "raw", tmp_path / "prepared" / "mnist_family.pt"
+    write_family(raw / "kmnist", n_train=12, n_test=5)
+    registry = fake_registry(raw / "kmnist", recompressed)
+    settings = prepare_stage.PrepareSettings("kmnist", val_size=4)
+    assert prepare_stage.run(settings, raw_dir=raw, out_path=out, registry=registry)["standin"] is False
+
+    # Another well-formed file put in place by hand (or left there by an older download stage).
+    write(raw / "kmnist" / FILES["test_labels"], idx_bytes(labels(5)[::-1].copy()))
+    with pytest.raises(ValueError, match="not the files the registry records for 'kmnist'") as caught:
+        prepare_stage.run(settings, raw_dir=raw, out_path=out, registry=registry)
+    assert f"{raw / 'kmnist' / FILES['test_labels']}: checksum mismatch" in str(caught.value)
+    assert FILES["test_images"] not in str(caught.value)
+    assert "Run the download stage: it moves each wrong file aside" in str(caught.value)

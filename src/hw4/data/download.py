@@ -2,10 +2,14 @@
 
 Order: the file already in place, then local mirror directories, then every HTTP mirror.
 A copy is accepted only if its checksum matches: the container's (md5/sha256/prefix) or,
-for a .gz, the decompressed content's (recompressed copies such as Debian's are fine).
+for a .gz, the decompressed content's (recompressed copies such as Debian's are fine; the
+decompression stops at the registry's `content_size`, so a gzip bomb costs no more).
 Bytes always go to a temporary file in the target directory and are moved into place with
 `os.replace` only after verification, so an interrupted or corrupt transfer never leaves a
-file that looks valid. When every source fails, one `DownloadError` says what was tried,
+file that looks valid; temporary files a killed run left are removed before the next fetch.
+A file in place that fails verification is moved aside to `<name>.rejected`, so nothing
+later reads it. Each HTTP attempt has a deadline and a minimum rate, so a trickling mirror
+is given up ("stalled"). When every source fails, one `DownloadError` says what was tried,
 why each failed, and how to put the file in place by hand.
 """
 
@@ -23,16 +27,19 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import requests
 import urllib3
 from tqdm import tqdm
 
+from hw4 import atomic
+from hw4.data.archives import ArchiveError
 from hw4.data.registry import Dataset, FileSpec
 
 CHUNK = 1 << 20
 LOCK_PATH = Path("data/pinned-checksums.json")
+REJECTED_SUFFIX = ".rejected"
 
 
 class DownloadError(RuntimeError):
@@ -43,11 +50,17 @@ class _Rejected(Exception):
     """One source failed; the message says why (collected into the DownloadError)."""
 
 
+class _Stalled(Exception):
+    """An attempt ran past its deadline or below the minimum rate (retried like a timeout)."""
+
+
 @dataclass(frozen=True)
 class HttpOptions:
     retries: int = 3  # extra attempts per mirror after the first, for transient failures only
-    timeout_s: float = 60
+    timeout_s: float = 60  # per socket read; also the window the minimum rate is measured over
     backoff_s: float = 0.5  # wait before the first retry, doubled for each later one
+    attempt_deadline_s: float = 14400  # one attempt at one file, start to end
+    min_bytes_per_s: float = 0  # below this over a timeout_s window, the mirror has stalled
 
 
 @dataclass(frozen=True)
@@ -122,12 +135,7 @@ class PinLock:
             self._write({})
 
     def _write(self, entries: dict[str, str]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.part-")
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(entries, indent=2, sort_keys=True) + "\n")
-        os.chmod(tmp, _default_mode())
-        os.replace(tmp, self.path)
+        atomic.write_text(self.path, json.dumps(entries, indent=2, sort_keys=True) + "\n")
 
     def _load(self) -> dict[str, str]:
         if not self.path.is_file():
@@ -160,20 +168,57 @@ def fetch(
     lock: PinLock,
     mirror_dirs: Sequence[Path] = (),
     http: HttpOptions = HttpOptions(),
+    accept: Callable[[Fetched], None] | None = None,
 ) -> Fetched:
-    """Put a verified `target_dir/spec.name` in place; pin its sha256 if it is pinned and new."""
+    """Put a verified `target_dir/spec.name` in place; pin its sha256 if it is pinned and new.
+
+    `accept` (e.g. unpacking the archive) runs on the verified file before anything is
+    pinned: when it raises ArchiveError the file is moved aside and nothing is pinned, so a
+    refused copy cannot make every later good one a "checksum mismatch"."""
     target = Path(target_dir) / spec.name
     target.parent.mkdir(parents=True, exist_ok=True)
+    clear_stale_parts(target)
     expected = Expected.of(spec, lock.get(lock_key(dataset, spec)) if spec.pin else None)
     tried: list[tuple[str, str]] = []
 
     fetched = _first_good(dataset, spec, target, expected, mirror_dirs, http, tried)
     if fetched is None:
         raise DownloadError(_failure_message(dataset, spec, target, expected, lock, tried))
+    if accept is not None:
+        try:
+            accept(fetched)
+        except ArchiveError as e:
+            aside = set_aside(target)
+            raise DownloadError(
+                f"{lock_key(dataset, spec)} from {fetched.source} was refused: {e}\n"
+                f"It was moved aside to {aside} and its sha256 was not pinned. Get a good copy "
+                f"(another mirror, or one you trust) and save it as {target.resolve()}, then run the stage again."
+            ) from None
     if spec.pin and expected.unknown:
         lock.record(lock_key(dataset, spec), fetched.sha256)
         return Fetched(fetched.path, fetched.sha256, fetched.source, newly_pinned=True)
     return fetched
+
+
+def verify_file(path: Path, spec: FileSpec, pinned: str | None) -> str | None:
+    """None when the file at `path` matches what the registry (or the lock) records, else why not."""
+    expected = Expected.of(spec, pinned)
+    if expected.unknown:
+        return f"no checksum recorded for {spec.name} (it is pinned on its first download)"
+    return _mismatch(path, spec, expected, _hash_file(path))
+
+
+def set_aside(path: Path) -> Path:
+    """Move a refused file to `<name>.rejected` (replacing an older one), out of every reader's way."""
+    aside = path.with_name(path.name + REJECTED_SUFFIX)
+    os.replace(path, aside)
+    return aside
+
+
+def clear_stale_parts(target: Path) -> None:
+    """Remove the temporary files a killed run left for `target` (one download runs at a time)."""
+    for stale in target.parent.glob(atomic.part_prefix(target) + "*"):
+        stale.unlink(missing_ok=True)
 
 
 def _first_good(
@@ -191,7 +236,7 @@ def _first_good(
         reason = _mismatch(target, spec, expected, hashes)
         if reason is None:
             return Fetched(target, hashes.sha256.hexdigest(), "in place")
-        tried.append((f"{target} (already there)", reason))
+        tried.append((f"{target} (already there)", f"{reason}; moved aside to {set_aside(target)}"))
 
     for path in local_candidates(dataset, spec, mirror_dirs):
         if not path.is_file():
@@ -215,11 +260,12 @@ def _first_good(
 def _download(
     session: requests.Session, url: str, target: Path, spec: FileSpec, expected: Expected, http: HttpOptions
 ) -> str:
-    """One mirror: retry transient failures (5xx, 408, 429, network), give up on the rest."""
+    """One mirror: retry transient failures (5xx, 408, 429, network, stalls), give up on the rest."""
     attempts, last = 1 + http.retries, ""
     for attempt in range(attempts):
         if attempt:
             time.sleep(http.backoff_s * 2 ** (attempt - 1))
+        started = time.monotonic()
         try:
             with session.get(url, stream=True, timeout=http.timeout_s) as response:
                 if response.status_code != 200:
@@ -227,20 +273,49 @@ def _download(
                     if response.status_code < 500 and response.status_code not in (408, 429):
                         raise _Rejected(last)
                     continue
-                # Raw bytes: a server's Content-Encoding must not turn a .gz into its content.
-                chunks = response.raw.stream(CHUNK, decode_content=False)
                 total = int(response.headers.get("Content-Length", 0)) or None
+                chunks = _paced(response.raw, started, total, http)
                 return _install(chunks, target, spec, expected, total)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
             last = _describe(e)
+        except _Stalled as e:
+            last = f"stalled: {e}"
     raise _Rejected(f"{last} (after {attempts} attempts)" if attempts > 1 else last)
+
+
+def _paced(raw: urllib3.HTTPResponse, started: float, total: int | None, http: HttpOptions) -> Iterator[bytes]:
+    """The body's raw bytes, raising _Stalled past the attempt's deadline or below the minimum rate.
+
+    `timeout_s` bounds each socket read only: a server sending a byte a second would never
+    trip it. read1 returns whatever one read brings, so the clock is checked at least once
+    per timeout_s however slowly the bytes come."""
+    received, window_start, window_bytes = 0, started, 0
+    while True:
+        # Raw bytes: a server's Content-Encoding must not turn a .gz into its content.
+        chunk = raw.read1(CHUNK, decode_content=False)
+        if not chunk:
+            return
+        now = time.monotonic()
+        received += len(chunk)
+        window_bytes += len(chunk)
+        if now - started > http.attempt_deadline_s:
+            of = f" of {total}" if total else ""
+            raise _Stalled(f"not done within download.attempt_deadline_s = {http.attempt_deadline_s:g} s "
+                           f"({received}{of} bytes received)")
+        if now - window_start >= http.timeout_s:
+            rate = window_bytes / (now - window_start)
+            if rate < http.min_bytes_per_s:
+                raise _Stalled(f"{rate:.0f} bytes/s over the last {now - window_start:.1f} s, below "
+                               f"download.min_bytes_per_s = {http.min_bytes_per_s:g} ({received} bytes received)")
+            window_start, window_bytes = now, 0
+        yield chunk
 
 
 def _install(chunks: Iterable[bytes], target: Path, spec: FileSpec, expected: Expected, total: int | None) -> str:
     """Stream into a temporary file beside `target`, verify, move into place; return sha256.
 
     The temporary file is removed on any failure, interruptions included."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.part-")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=atomic.part_prefix(target))
     try:
         hashes = Hashes()
         with os.fdopen(fd, "wb") as f, tqdm(
@@ -280,18 +355,22 @@ def _mismatch(path: Path, spec: FileSpec, expected: Expected, hashes: Hashes) ->
     if container_checked and not problems:
         return None
     if expected.content_sha256:
-        content = _gz_content_sha256(path)
+        content = _gz_content_sha256(path, spec.content_size)
         if content == expected.content_sha256:
             return None
         problems.append(f"decompressed sha256 expected {expected.content_sha256}, got {content}")
     return "checksum mismatch: " + "; ".join(problems)
 
 
-def _gz_content_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def _gz_content_sha256(path: Path, limit: int | None) -> str:
+    """The decompressed content's sha256, or why there is none; stops past `limit` bytes."""
+    digest, size = hashlib.sha256(), 0
     try:
         with gzip.open(path, "rb") as f:
             for chunk in iter(lambda: f.read(CHUNK), b""):
+                size += len(chunk)
+                if limit is not None and size > limit:
+                    return f"nothing (decompresses to more than the registry's content_size, {limit} bytes)"
                 digest.update(chunk)
     except (OSError, EOFError, zlib.error) as e:
         return f"nothing (not a valid gzip file: {e})"

@@ -7,12 +7,13 @@ the rest train, and the test file is the test set.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
+from typing import Mapping
 
 import torch
 
-from hw4.data.idx import IdxError, read_idx
+from hw4 import atomic
+from hw4.data.idx import IMAGES_MAGIC, LABELS_MAGIC, IdxError, read_idx
 from hw4.data.registry import STANDIN_MARKER
 
 FILES = {
@@ -25,11 +26,17 @@ IMAGE_SIZE = (28, 28)
 NUM_CLASSES = 10
 
 
-def load_split(raw_dir: Path, part: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (N, 28, 28) and labels (N,) of `part` ("train" or "test"), both uint8, checked."""
+def load_split(
+    raw_dir: Path, part: str, sizes: Mapping[str, int | None] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 28, 28) and labels (N,) of `part` ("train" or "test"), both uint8, checked.
+
+    `sizes`: file name -> the most bytes its content may decompress to (the registry's)."""
+    sizes = sizes or {}
     images_path = Path(raw_dir) / FILES[f"{part}_images"]
     labels_path = Path(raw_dir) / FILES[f"{part}_labels"]
-    images, labels = read_idx(images_path), read_idx(labels_path)
+    images = read_idx(images_path, IMAGES_MAGIC, sizes.get(images_path.name))
+    labels = read_idx(labels_path, LABELS_MAGIC, sizes.get(labels_path.name))
     _check_images(images, images_path.name)
     _check_labels(labels, labels_path.name)
     if len(images) != len(labels):
@@ -50,13 +57,15 @@ def split_train_val(
     return images[:cut], labels[:cut], images[cut:], labels[cut:]
 
 
-def prepare(raw_dir: Path, dataset: str, classes: list[str], val_size: int) -> dict:
-    """The dict saved as `data/prepared/mnist_family.pt` (see `save`)."""
+def prepare(
+    raw_dir: Path, dataset: str, classes: list[str], val_size: int, sizes: Mapping[str, int | None] | None = None
+) -> dict:
+    """The dict saved as `data/prepared/mnist_family.pt` (see `save`); `sizes` as for `load_split`."""
     raw_dir = Path(raw_dir)
     if len(classes) != NUM_CLASSES:
         raise ValueError(f"{dataset}: expected {NUM_CLASSES} class names, got {classes}")
-    train_images, train_labels = load_split(raw_dir, "train")
-    test_x, test_y = load_split(raw_dir, "test")
+    train_images, train_labels = load_split(raw_dir, "train", sizes)
+    test_x, test_y = load_split(raw_dir, "test", sizes)
     train_x, train_y, val_x, val_y = split_train_val(train_images, train_labels, val_size)
     meta = {
         "dataset": dataset,
@@ -74,16 +83,9 @@ def prepare(raw_dir: Path, dataset: str, classes: list[str], val_size: int) -> d
 
 def save(data: dict, path: Path) -> None:
     """Write atomically: a reader never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part-{os.getpid()}")
-    try:
+    with atomic.replacing(Path(path)) as tmp:
         # clone(): saved slices would load back as views of one shared storage.
         torch.save({k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in data.items()}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _check_images(images: torch.Tensor, name: str) -> None:

@@ -19,7 +19,8 @@ DEFAULT_PATH = Path(__file__).with_name("registry.yaml")
 STANDIN_MARKER = "STANDIN"  # a file in data/raw/<target>/ saying the data there is generated
 
 _HEX = {"md5": 32, "sha256": 64, "content_sha256": 64}
-_FILE_KEYS = {"name", "path", "md5", "sha256", "content_sha256", "sha256_prefix", "pin", "extract"}
+_FILE_KEYS = {"name", "path", "md5", "sha256", "content_sha256", "content_size", "sha256_prefix", "pin", "extract",
+              "unpacks_to"}
 _DATASET_KEYS = {"target", "mirrors", "local_dirs", "classes", "files"}
 
 
@@ -36,9 +37,11 @@ class FileSpec:
     md5: str | None = None
     sha256: str | None = None
     content_sha256: str | None = None
+    content_size: int | None = None  # bytes of a .gz's decompressed content: no reader goes past it
     sha256_prefix: str | None = None
     pin: bool = False
     extract: bool = False
+    unpacks_to: tuple[str, ...] = ()  # an archive's top-level names: no neighbour may write them
 
 
 @dataclass(frozen=True)
@@ -97,19 +100,27 @@ def _file(entry: Any, where: str) -> FileSpec:
         _require(value is None or _is_hex(value, length), f"{where}: {key} must be {length} hex digits, got {value!r}")
     prefix = entry.get("sha256_prefix")
     _require(prefix is None or _is_hex(prefix, None), f"{where}: sha256_prefix must be hex digits, got {prefix!r}")
+    size = entry.get("content_size")
+    _require(size is None or (type(size) is int and size > 0), f"{where}: content_size must be a positive integer, got {size!r}")
+    unpacks_to = _strings(entry.get("unpacks_to", []), f"{where}.unpacks_to")
+    _require(all(n and "/" not in n for n in unpacks_to), f"{where}: unpacks_to lists top-level names, got {unpacks_to}")
     spec = FileSpec(
         name=name,
         path=entry.get("path", name),
         md5=entry.get("md5"),
         sha256=entry.get("sha256"),
         content_sha256=entry.get("content_sha256"),
+        content_size=size,
         sha256_prefix=prefix,
         pin=entry.get("pin", False) is True,
         extract=entry.get("extract", False) is True,
+        unpacks_to=tuple(unpacks_to),
     )
     checked = spec.md5 or spec.sha256 or spec.content_sha256 or spec.sha256_prefix
     _require(bool(checked) != spec.pin, f"{where}: give a checksum or `pin: true` (exactly one of the two)")
     _require(not spec.content_sha256 or name.endswith(".gz"), f"{where}: content_sha256 applies to .gz files only")
+    _require(not spec.content_size or name.endswith(".gz"), f"{where}: content_size applies to .gz files only")
+    _require(not spec.unpacks_to or spec.extract, f"{where}: unpacks_to applies to archives (`extract: true`) only")
     _require(
         not spec.extract or name.endswith((".zip", *TAR_SUFFIXES)),
         f"{where}: only zip and tar archives ({', '.join(('.zip', *TAR_SUFFIXES))}) can be extracted",

@@ -4,25 +4,33 @@
 
 Each listed dataset lands in `data/raw/<target>/` (archives unpacked there). Datasets in
 `generate` are written by their stand-in generators instead, at the place the real archive
-would unpack to, and marked with a `STANDIN` file in that directory.
+would unpack to, and marked with a `STANDIN` file in that directory (what the generator
+wrote is listed beside it, so that replacing a stand-in removes that and nothing else).
+Every file is tried, and one error lists every failure. SIGTERM stops the stage cleanly:
+no temporary file is left behind.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import shutil
+import signal
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from hw4 import atomic
 from hw4.config import ConfigError, load_params, section
-from hw4.data.archives import ArchiveError, extract
-from hw4.data.download import LOCK_PATH, DownloadError, HttpOptions, PinLock, fetch
-from hw4.data.registry import STANDIN_MARKER, Dataset, Registry, load_registry
+from hw4.data.archives import Limits, extract
+from hw4.data.download import LOCK_PATH, DownloadError, Fetched, HttpOptions, PinLock, fetch
+from hw4.data.registry import STANDIN_MARKER, Dataset, FileSpec, Registry, load_registry
 
 RAW_DIR = Path("data/raw")
+STANDIN_MANIFEST = ".standin-entries.json"  # beside STANDIN: the top-level names the generator wrote
 
 # name in `generate` -> (module, directory under data/raw). Each module has
 # `generate(target_dir: Path, seed: int)`, which writes what the real archive(s) would unpack
@@ -46,10 +54,21 @@ class DownloadSettings:
     generate: list[str] = field(default_factory=list)  # stand-ins to generate instead
     mirror_dirs: list[str] = field(default_factory=list)  # searched before the network
     retries: int = 3  # extra attempts per HTTP mirror, for transient failures
-    timeout_s: float = 60.0
+    timeout_s: float = 60.0  # per socket read, and the window min_bytes_per_s is measured over
+    attempt_deadline_s: float = 21600.0  # one attempt at one file (COCO's 13 GB at 1 MB/s: 3.6 h)
+    min_bytes_per_s: float = 1024.0  # slower than this over timeout_s: the mirror has stalled
+    max_extract_bytes: int = 40_000_000_000  # an archive unpacking to more is refused (a zip bomb)
+    max_extract_entries: int = 200_000
 
     def validate(self, where: str) -> None:
         check_settings(self, load_registry(), where)
+
+    def http(self) -> HttpOptions:
+        return HttpOptions(retries=self.retries, timeout_s=self.timeout_s,
+                           attempt_deadline_s=self.attempt_deadline_s, min_bytes_per_s=self.min_bytes_per_s)
+
+    def limits(self) -> Limits:
+        return Limits(max_bytes=self.max_extract_bytes, max_entries=self.max_extract_entries)
 
 
 def check_settings(settings: DownloadSettings, registry: Registry, where: str) -> None:
@@ -70,6 +89,10 @@ def check_settings(settings: DownloadSettings, registry: Registry, where: str) -
         )
     if settings.retries < 0 or settings.timeout_s <= 0:
         raise ConfigError(f"params '{where}': retries must be >= 0 and timeout_s > 0")
+    if settings.attempt_deadline_s <= 0 or settings.min_bytes_per_s < 0:
+        raise ConfigError(f"params '{where}': attempt_deadline_s must be > 0 and min_bytes_per_s >= 0")
+    if settings.max_extract_bytes <= 0 or settings.max_extract_entries <= 0:
+        raise ConfigError(f"params '{where}': max_extract_bytes and max_extract_entries must be > 0")
 
 
 def read_seed(params: dict[str, Any]) -> int:
@@ -87,40 +110,116 @@ def run(
     lock_path: Path = LOCK_PATH,
     registry: Registry | None = None,
 ) -> dict[str, Any]:
-    """Fetch every listed dataset, then generate every listed stand-in; say where each came from."""
+    """Fetch every listed dataset, then generate every listed stand-in; say where each came from.
+
+    Every file is tried; when any fails, one DownloadError lists each failure."""
     registry = registry if registry is not None else load_registry()
     check_settings(settings, registry, "download")
-    http = HttpOptions(retries=settings.retries, timeout_s=settings.timeout_s)
     lock = PinLock(lock_path)
     lock.ensure_exists()
     mirror_dirs = [Path(d).expanduser() for d in settings.mirror_dirs]
     summary: dict[str, Any] = {"downloaded": {}, "generated": {}}
+    failures: list[str] = []
     for key in settings.datasets:
-        summary["downloaded"][key] = fetch_dataset(registry[key], Path(raw_dir), lock, mirror_dirs, http)
+        sources, failed = fetch_dataset(registry, key, Path(raw_dir), lock, mirror_dirs, settings)
+        summary["downloaded"][key] = sources
+        failures += failed
     for name in settings.generate:
-        summary["generated"][name] = str(generate_standin(name, Path(raw_dir), seed))
+        summary["generated"][name] = str(generate_standin(name, Path(raw_dir), seed, registry))
+    if failures:
+        raise DownloadError(_failures_message(failures, summary))
     return summary
 
 
+def _failures_message(failures: list[str], summary: dict[str, Any]) -> str:
+    done = sum(len(files) for files in summary["downloaded"].values())
+    head = f"{len(failures)} file(s) failed; {done} other file(s) are in place. Each failure:"
+    return "\n\n".join([head, *(f"{i}. {text}" for i, text in enumerate(failures, 1))])
+
+
 def fetch_dataset(
-    dataset: Dataset, raw_dir: Path, lock: PinLock, mirror_dirs: list[Path], http: HttpOptions
-) -> dict[str, str]:
-    """Every file of `dataset` in place (archives unpacked); file name -> where it came from."""
+    registry: Registry, key: str, raw_dir: Path, lock: PinLock, mirror_dirs: list[Path], settings: DownloadSettings
+) -> tuple[dict[str, str], list[str]]:
+    """Every file of dataset `key` in place (archives unpacked): (file name -> where it came
+    from, the failures' messages). A failed file does not stop the others."""
+    dataset = registry[key]
     target_dir = raw_dir / dataset.target
     if (target_dir / STANDIN_MARKER).exists():
-        # Generated data is cheap to remake and must not be mixed with (or mistaken for) real data.
-        shutil.rmtree(target_dir)
-    sources = {}
+        # Generated data must not be mixed with (or mistaken for) real data; a user's files stay.
+        clear_standin(target_dir, registry_names(registry, dataset.target))
+    sources, failures = {}, []
     for spec in dataset.files:
-        fetched = fetch(dataset, spec, target_dir, lock, mirror_dirs, http)
-        if spec.extract:
-            extract(fetched.path, target_dir, fetched.sha256)
+        unpack = _unpacker(registry, dataset, spec, target_dir, settings.limits()) if spec.extract else None
+        try:
+            fetched = fetch(dataset, spec, target_dir, lock, mirror_dirs, settings.http(), accept=unpack)
+        except DownloadError as e:
+            failures.append(str(e))
+            continue
         sources[spec.name] = fetched.source + (f" (sha256 pinned in {lock.path})" if fetched.newly_pinned else "")
-    return sources
+    return sources, failures
 
 
-def generate_standin(name: str, raw_dir: Path, seed: int) -> Path:
-    """Run the stand-in generator `name` into a fresh directory, then swap it into place."""
+def _unpacker(
+    registry: Registry, dataset: Dataset, spec: FileSpec, target_dir: Path, limits: Limits
+) -> Callable[[Fetched], None]:
+    owned = owned_names(registry, dataset, spec)
+
+    def unpack(fetched: Fetched) -> None:
+        extract(fetched.path, target_dir, fetched.sha256, limits, owned)
+
+    return unpack
+
+
+def registry_names(registry: Registry, target: str) -> set[str]:
+    """The names of every registry file that lands in data/raw/<target>."""
+    return {spec.name for d in registry.values() if d.target == target for spec in d.files}
+
+
+def owned_names(registry: Registry, dataset: Dataset, spec: FileSpec) -> dict[str, str]:
+    """Top-level names in the target that `spec`'s archive may not write: every registry file
+    of that target (itself included), what the target's other archives unpack to, the marker."""
+    owned = {STANDIN_MARKER: "the stand-in marker"}
+    for other in registry.values():
+        if other.target != dataset.target:
+            continue
+        for f in other.files:
+            owned[f.name] = f"{other.key} (its file {f.name})"
+            if f is not spec:
+                owned.update({name: f"{other.key} ({f.name} unpacks to it)" for name in f.unpacks_to})
+    return owned
+
+
+def clear_standin(target_dir: Path, keep: set[str]) -> None:
+    """Remove what a stand-in generator wrote into `target_dir`, never the names in `keep`
+    (files of the registry a user may have put there by hand) nor anything else not generated."""
+    generated = _standin_entries(target_dir)
+    for name in [*generated, STANDIN_MANIFEST, STANDIN_MARKER]:
+        path = target_dir / name
+        if name in keep or not (path.exists() or path.is_symlink()):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    if not any(target_dir.iterdir()):
+        target_dir.rmdir()
+
+
+def _standin_entries(target_dir: Path) -> list[str]:
+    """The names the manifest lists; every name there if it is missing (a stand-in made before
+    manifests: all of it was generated, but for what `clear_standin` keeps)."""
+    try:
+        entries = json.loads((target_dir / STANDIN_MANIFEST).read_text())["entries"]
+        if isinstance(entries, list) and all(isinstance(e, str) and "/" not in e for e in entries):
+            return entries
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return sorted(p.name for p in target_dir.iterdir())
+
+
+def generate_standin(name: str, raw_dir: Path, seed: int, registry: Registry) -> Path:
+    """Run the stand-in generator `name` into a fresh directory, then move it into place
+    (replacing an older stand-in, keeping any file a user put there)."""
     module_name, target = GENERATORS[name]
     target_dir = raw_dir / target
     if _holds_real_data(target_dir):
@@ -140,16 +239,44 @@ def generate_standin(name: str, raw_dir: Path, seed: int) -> Path:
         marker = tmp / STANDIN_MARKER
         if not marker.exists():
             marker.write_text(f"generated by {module_name}.generate(seed={seed}); not the real data\n")
+        entries = sorted(p.name for p in tmp.iterdir() if p.name != STANDIN_MARKER)
+        atomic.write_text(tmp / STANDIN_MANIFEST, json.dumps({"generator": module_name, "entries": entries}) + "\n")
         if target_dir.exists():
-            shutil.rmtree(target_dir)
-        os.replace(tmp, target_dir)
+            clear_standin(target_dir, registry_names(registry, target))
+        _move_in(tmp, target_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target_dir
 
 
+def _move_in(tmp: Path, target_dir: Path) -> None:
+    """The whole directory in one rename where nothing is left; else entry by entry, beside
+    the files a user keeps there (the marker last: until it is in, nothing says stand-in)."""
+    if not target_dir.exists():
+        os.replace(tmp, target_dir)
+        return
+    names = sorted(p.name for p in tmp.iterdir())
+    in_the_way = [n for n in names if (target_dir / n).exists()]
+    if in_the_way:
+        raise StandinError(f"{target_dir}: {in_the_way} are in the way of the stand-in; move them elsewhere")
+    for name in sorted(names, key=lambda n: n == STANDIN_MARKER):
+        os.replace(tmp / name, target_dir / name)
+
+
 def _holds_real_data(target_dir: Path) -> bool:
     return target_dir.is_dir() and not (target_dir / STANDIN_MARKER).exists() and any(target_dir.iterdir())
+
+
+class Terminated(SystemExit):
+    """SIGTERM, raised where the process is so that every `finally` removes its temporary files."""
+
+
+def exit_cleanly_on_sigterm() -> None:
+    def handler(signum: int, frame: Any) -> None:
+        print("download: stopped by SIGTERM; temporary files removed, run it again to continue", file=sys.stderr)
+        raise Terminated(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -158,9 +285,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params(args.params)
     settings = section(params, "download", DownloadSettings)
+    exit_cleanly_on_sigterm()
     try:
         summary = run(settings, seed=read_seed(params))
-    except (DownloadError, ArchiveError, StandinError) as e:
+    except (DownloadError, StandinError) as e:
         raise SystemExit(f"download: {e}") from None  # the message says it all; no traceback
     for key, files in summary["downloaded"].items():
         for name, source in files.items():

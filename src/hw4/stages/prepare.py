@@ -4,6 +4,10 @@
 
 Output: {train,val,test}_{x,y} uint8 tensors (images (N, 28, 28), labels (N,)) and `meta`
 (dataset, class names, stand-in flag, sha256 of every source file).
+
+Real data is read only if every file matches the checksums the registry records (the
+container's or, for recompressed copies, the content's), whatever put it in data/raw.
+Stand-in data (a `STANDIN` marker) is generated and has none to match.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hw4.config import ConfigError, load_params, section
+from hw4.data.download import verify_file
 from hw4.data.mnist import FILES, prepare, save
-from hw4.data.registry import Registry, load_registry
+from hw4.data.registry import STANDIN_MARKER, Dataset, Registry, load_registry
 
 RAW_DIR = Path("data/raw")
 OUT_PATH = Path("data/prepared/mnist_family.pt")
@@ -49,10 +54,28 @@ def run(
             f"{source}: missing {missing}; run the download stage with "
             f"'{settings.dataset}' in download.datasets first"
         )
-    data = prepare(source, settings.dataset, list(dataset.classes), settings.val_size)
+    if not (source / STANDIN_MARKER).exists():
+        check_recorded(dataset, source)
+    sizes = {spec.name: spec.content_size for spec in dataset.files}
+    data = prepare(source, settings.dataset, list(dataset.classes), settings.val_size, sizes)
     save(data, out_path)
     sizes = {split: len(data[f"{split}_y"]) for split in ("train", "val", "test")}
     return {"dataset": settings.dataset, "standin": data["meta"]["standin"], **sizes}
+
+
+def check_recorded(dataset: Dataset, source: Path) -> None:
+    """Raise ValueError naming every file that does not match what the registry records."""
+    specs = {spec.name: spec for spec in dataset.files}
+    wrong = []
+    for name in FILES.values():
+        reason = verify_file(source / name, specs[name], pinned=None)  # the MNIST family publishes checksums
+        if reason is not None:
+            wrong.append(f"  - {source / name}: {reason}")
+    if wrong:
+        raise ValueError(
+            f"{source}: not the files the registry records for '{dataset.key}':\n" + "\n".join(wrong) + "\n"
+            "Run the download stage: it moves each wrong file aside (to <name>.rejected) and fetches a verified copy."
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
