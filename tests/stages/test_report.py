@@ -214,3 +214,39 @@ def test_the_mlflow_run_holds_the_reports_and_links_the_runs_it_summarises(isola
     assert _row(md, "`torch`")[7] == tracking.device_description()  # read from the run's tag
     assert _row(md, "`scratch`")[7] == "unknown"  # a run this store does not hold
     assert f"run `{run.info.run_id}`" in md
+
+
+INJECTIONS = [
+    "[x](javascript:alert(1))",
+    "![](http://tracker.example/pixel.png)",
+    "<img src=x onerror=alert(1)> <http://example.com>",
+    "a `code \\` then [y](javascript:alert(2)) and `more`",  # a backslash before a code span's backtick
+    "*bold* _it_ ~~gone~~ http://bare.example",
+]
+
+
+def test_markdown_syntax_in_data_stays_text(isolated_workdir: Path):
+    markdown_it = pytest.importorskip("markdown_it")
+    from hw4.report.document import Document, Figure, Section, Table, Text
+    from hw4.report.render import to_html, to_markdown
+
+    _png("figures/f.png")
+    doc = Document("# " + INJECTIONS[0], [Section(INJECTIONS[1], [
+        *(Text(t) for t in INJECTIONS),
+        Table(["caption", "truth"], [[t, f"`{t}`"] for t in INJECTIONS], caption=INJECTIONS[0]),
+        Figure(Path("figures/f.png"), INJECTIONS[1]),
+        Text("- a list item? 1. or a heading:"),
+        Text("# heading"),
+    ])])  # fmt: skip
+
+    md = to_markdown(doc, Path("."))
+    rendered = markdown_it.MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(md)
+    assert "<a " not in rendered and "<h1>heading" not in rendered and "<ul>" not in rendered
+    assert "<em>bold</em>" not in rendered and "<em>it</em>" not in rendered and "<s>" not in rendered  # captions are *...* by design
+    assert re.findall(r"<img [^>]*>", rendered) == [f'<img src="figures/f.png" alt="{html.escape(INJECTIONS[1], quote=True)}" />']
+    assert "[x](javascript:alert(1))" in html.unescape(re.sub(r"<[^>]+>", "", rendered))  # still there, as text
+    assert "fashion_mnist" == to_markdown(Document("fashion_mnist", []), Path(".")).split("\n")[0][2:]  # words keep _
+
+    page = to_html(doc)  # the HTML was already safe: keep it so
+    assert "<a " not in page and re.findall(r'<img src="(?!data:image/png;base64,)', page) == []
+    assert "onerror" not in re.sub(r"&lt;img src=x onerror=alert\(1\)&gt;", "", page)

@@ -16,6 +16,14 @@ from pathlib import Path
 from hw4.report.document import Block, Document, Figure, Section, Table, Text
 
 _CODE = re.compile(r"`([^`]*)`")
+# Markdown syntax in plain text, backslash-escaped so text from data (a caption, a dataset
+# name) stays text: links and images ([, ], !), emphasis (*, _ but not inside a word such as
+# fashion_mnist, where CommonMark never reads it), strikethrough (~), a stray backtick, the
+# backslash itself (before a backtick it would open text up to unescaped Markdown), and the
+# colon of "scheme://", which GitHub would otherwise turn into a link by itself.
+_MD_SPECIAL = re.compile(r"[\\`*\[\]!~]|(?<![^\W_])_|_(?![^\W_])|:(?=//)")
+# At the start of a paragraph: a heading, list item or thematic break (">" is already &gt;).
+_MD_BLOCK_START = re.compile(r"^(#|[-+=]|\d+[.)])")
 
 
 def _spans(text: str) -> list[tuple[str, bool]]:
@@ -30,11 +38,17 @@ def _md_inline(text: str, in_table: bool = False) -> str:
     out = []
     for piece, code in _spans(text):
         if not code:
-            # `<START>` and friends would be read as HTML tags and vanish.
+            piece = _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), piece)
+            # `<START>` and friends would be read as HTML tags and vanish; <http://...> would be a link.
             piece = piece.replace("<", "&lt;").replace(">", "&gt;")
         out.append(f"`{piece}`" if code else piece)
     joined = "".join(out).replace("\n", " ")
     return joined.replace("|", "\\|") if in_table else joined
+
+
+def _md_paragraph(text: str) -> str:
+    inline = _md_inline(text)
+    return "\\" + inline if _MD_BLOCK_START.match(inline) else inline
 
 
 def _md_row(cells: list[str]) -> str:
@@ -49,7 +63,7 @@ def _md_table(t: Table) -> list[str]:
 
 def _md_block(block: Block, base: Path) -> list[str]:
     if isinstance(block, Text):
-        return [_md_inline(block.text)]
+        return [_md_paragraph(block.text)]
     if isinstance(block, Table):
         return _md_table(block)
     if isinstance(block, Figure):
