@@ -42,12 +42,6 @@ def write_text(path: Path, text: str) -> Path:
     return Path(path)
 
 
-def write_bytes(path: Path, data: bytes) -> Path:
-    with replacing(path) as tmp:
-        tmp.write_bytes(data)
-    return Path(path)
-
-
 def _fsync(path: Path) -> None:
     # Without it a power cut right after the rename can leave the new name with no data.
     fd = os.open(path, os.O_RDONLY)

@@ -117,7 +117,7 @@ def _gunzip(path: Path, max_bytes: int | None) -> bytes:
             if max_bytes is not None and size > max_bytes:
                 raise IdxError(
                     f"{path.name}: decompresses to more than {max_bytes} bytes, the size recorded for it "
-                    f"(a gzip bomb, or another file); delete it and run the download stage again"
+                    f"(a gzip bomb, or another file); run the download stage to replace it"
                 )
             parts.append(chunk)
     return b"".join(parts)
