@@ -41,7 +41,7 @@ def write_params(path: Path, **sections) -> Path:
 
     base = {
         "seed": 0,
-        "trainer": {"accelerator": "cpu", "devices": 1, "progress_bar": False},
+        "trainer": {"accelerator": "cpu", "devices": 1, "progress_bar": False, "numerics": "fast"},
     }
     base.update(sections)
     path.write_text(yaml.safe_dump(base, sort_keys=False))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 
-from hw4.config import ConfigError
+from hw4.config import ConfigError, load_params
+from hw4.numerics import DEFAULT_MODE, MODES, pin_before_torch
 
 # command -> "module:function"; modules are imported only for the stage that runs.
 STAGES = {
@@ -32,7 +34,30 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2)
     module, func = STAGES[argv[0]].split(":")
     try:
+        pin_before_torch(numerics_mode(params_path(argv[1:])))  # before the stage imports torch
         getattr(importlib.import_module(module), func)(argv[1:])
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def params_path(args: list[str]) -> Path:
+    """The stage's --params file (params.yaml unless given)."""
+    for i, arg in enumerate(args):
+        if arg.startswith("--params="):
+            return Path(arg.split("=", 1)[1])
+        if arg == "--params" and i + 1 < len(args):
+            return Path(args[i + 1])
+    return Path("params.yaml")
+
+
+def numerics_mode(path: Path) -> str:
+    """params `trainer.numerics` (TrainerSettings' default where unset). Without a params
+    file nothing is pinned: the stage's own settings check then reports what is missing."""
+    if not path.is_file():
+        return "fast"
+    trainer = load_params(path).get("trainer")
+    mode = trainer.get("numerics", DEFAULT_MODE) if isinstance(trainer, dict) else DEFAULT_MODE
+    if mode not in MODES:
+        raise ConfigError(f"params 'trainer.numerics': {mode!r} is not one of {list(MODES)}")
+    return mode

@@ -7,10 +7,16 @@ from pathlib import Path
 from typing import Sequence
 
 import pytorch_lightning as pl
-import torch
+from pytorch_lightning.accelerators import AcceleratorRegistry
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.strategies import StrategyRegistry
 
+from hw4 import numerics
 from hw4.tracking import StageRun
+
+# Lightning's precision names (lightning_fabric's _PRECISION_INPUT_STR, and their short forms).
+PRECISIONS = ("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true",
+              "transformer-engine", "transformer-engine-float16", "64", "32", "16", "bf16")
 
 
 @dataclass
@@ -28,13 +34,40 @@ class TrainerSettings:
     precision: str = "32-true"
     deterministic: bool = True
     progress_bar: bool = True
-    threads: int = 0  # torch intra-op threads on the CPU; 0 leaves torch's default
+    threads: int = 2  # torch intra-op threads on the CPU; 0 leaves torch's default (fast only)
+    numerics: numerics.Mode = numerics.DEFAULT_MODE  # portable: the same floats on any x86-64 CPU
 
     def validate(self, where: str) -> None:
         from hw4.config import ConfigError
 
+        accelerators = ["auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators())]
+        if self.accelerator not in accelerators:
+            raise ConfigError(f"params '{where}.accelerator': {self.accelerator!r} is not one of {accelerators}")
+        strategies = ["auto", *StrategyRegistry.available_strategies()]
+        if self.strategy not in strategies:
+            raise ConfigError(f"params '{where}.strategy': {self.strategy!r} is not one of {strategies}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"params '{where}.precision': {self.precision!r} is not one of {list(PRECISIONS)}")
+        if not _valid_devices(self.devices):
+            raise ConfigError(
+                f"params '{where}.devices': {self.devices!r} is not a device count; use auto, -1 (all), "
+                f"a number from 1, or a list of device indices such as '0,1'"
+            )
         if self.num_nodes < 1:
             raise ConfigError(f"params '{where}.num_nodes': must be at least 1")
+        if self.threads < 0:
+            raise ConfigError(f"params '{where}.threads': must be 0 (torch's default) or a thread count, got {self.threads}")
+        if self.numerics != "fast" and self.threads == 0:
+            raise ConfigError(
+                f"params '{where}.threads': portable numerics need a fixed thread count (reductions "
+                f"depend on it); set 1 or more, the same on every machine"
+            )
+
+
+def _valid_devices(devices: int | str) -> bool:
+    if isinstance(devices, int):
+        return devices >= 1 or devices == -1
+    return devices == "auto" or all(part.strip().isdigit() for part in devices.split(","))
 
 
 def trainer_and_seed(params: dict) -> tuple[TrainerSettings, int]:
@@ -61,8 +94,8 @@ def build_trainer(
     Determinism: Lightning seeds nothing itself, so stages call `pl.seed_everything` first;
     on the CPU `deterministic=True` makes repeated runs bit-identical.
     """
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
+    numerics.configure(settings.numerics, settings.threads)
+    run.set_tags(numerics.provenance(settings.numerics))  # what the run's floats depend on
     all_callbacks = list(callbacks)
     if settings.progress_bar:
         # Redrawn every 20 steps: at every step, the bar costs more than a small model's step.

@@ -20,7 +20,7 @@ from hw4.training import TrainerSettings, build_trainer
 from tests.conftest import write_params
 from tests.unit.test_resnet_weights import save_named_by_hash
 
-CPU = TrainerSettings(accelerator="cpu", devices=1, progress_bar=False)
+CPU = TrainerSettings(accelerator="cpu", devices=1, progress_bar=False, numerics="fast")
 
 
 def fit(mode: str, net: torch.nn.Module, epochs: int = 2) -> torch.optim.Optimizer:

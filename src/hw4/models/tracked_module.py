@@ -30,6 +30,10 @@ class OptimSettings:
             raise ConfigError(f"params '{where}.lr': must be positive, got {self.lr}")
         if not 0 < self.lr_decay <= 1:
             raise ConfigError(f"params '{where}.lr_decay': must be in (0, 1], got {self.lr_decay}")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"params '{where}.momentum': must be in [0, 1), got {self.momentum}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"params '{where}.weight_decay': must be 0 or more, got {self.weight_decay}")
 
     def build(self, params) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
         """The optimiser over `params` and its per-epoch exponential decay."""

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from hw4 import numerics
 from hw4.config import ConfigError, load_params, section
 from hw4.data.backbone_training import WordTraining, train_on_caption_words, word_targets
 from hw4.data.coco_features import (
@@ -50,6 +51,7 @@ from hw4.data.registry import STANDIN_MARKER
 from hw4.models.resnet import WeightsError
 from hw4.outputs import write_json
 from hw4.stages.download import read_seed
+from hw4.training import TrainerSettings
 
 OUT_DIR = Path("data/prepared/coco")
 
@@ -111,15 +113,17 @@ class PreprocessCocoSettings:
             raise ConfigError(f"params '{where}.max_train': must be >= 0 (0 keeps all), got {self.max_train}")
 
 
-def run(settings: PreprocessCocoSettings, seed: int = 0, out_dir: Path = OUT_DIR) -> dict[str, Any]:
-    """Read the chosen source, subsample, write the layout and meta.json; return meta."""
+def run(settings: PreprocessCocoSettings, seed: int = 0, out_dir: Path = OUT_DIR, mode: numerics.Mode = "fast") -> dict[str, Any]:
+    """Read the chosen source, subsample, write the layout and meta.json; return meta.
+
+    `mode` is `trainer.numerics`: the raw path's backbone computes under it like a training stage."""
     input_dir = Path(settings.input_dir)
     if not input_dir.is_dir():
         raise CocoDataError(f"{input_dir}: no such directory (preprocess_coco.input_dir, source {settings.source})")
     if settings.source == "features":
         data, meta = from_features(input_dir, settings.features)
     else:
-        data, meta = from_raw(input_dir, settings.raw, seed)
+        data, meta = from_raw(input_dir, settings.raw, seed, mode)
     data = subsample_train(data, settings.max_train, seed)
     standin = is_standin(input_dir)
     out_dir = Path(out_dir)
@@ -151,14 +155,15 @@ def from_features(input_dir: Path, source: FeaturesSource) -> tuple[CaptionData,
     return data, meta
 
 
-def from_raw(input_dir: Path, raw: RawSource, seed: int) -> tuple[CaptionData, dict[str, Any]]:
+def from_raw(input_dir: Path, raw: RawSource, seed: int, mode: numerics.Mode) -> tuple[CaptionData, dict[str, Any]]:
     splits = {s: read_split(input_dir, s) for s in SPLITS}
     vocab = Vocabulary.build((c.words for c in splits["train"].captions), raw.min_count)
     captions, idxs, dropped = {}, {}, {}
     for s in SPLITS:
         captions[s], idxs[s], dropped[s] = encode_split(splits[s], vocab, raw.max_length, raw.too_long)
     paths = {s: [image_path(input_dir, s, name) for name in splits[s].file_names] for s in SPLITS}
-    features, meta = image_features(paths, word_targets(captions["train"], idxs["train"], len(paths["train"]), vocab), raw, seed)
+    words = word_targets(captions["train"], idxs["train"], len(paths["train"]), vocab)
+    features, meta = image_features(paths, words, raw, seed, mode)
     urls = {s: [f"{s}2014/{name}" for name in splits[s].file_names] for s in SPLITS}
     meta.update(
         image_dir=str(input_dir),  # URL-list lines are relative to it
@@ -169,18 +174,18 @@ def from_raw(input_dir: Path, raw: RawSource, seed: int) -> tuple[CaptionData, d
 
 
 def image_features(
-    paths: dict[str, list[Path]], words: torch.Tensor, raw: RawSource, seed: int
+    paths: dict[str, list[Path]], words: torch.Tensor, raw: RawSource, seed: int, mode: numerics.Mode
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Backbone features of every image, (images, D) per split, and what made them.
 
     `words` (training images, V) are the training captions' words, the targets when the
     backbone is trained on them (weights: caption_words).
     """
-    if raw.threads:
-        torch.set_num_threads(raw.threads)
+    numerics.configure(mode, raw.threads)
     net, dim = build_backbone(raw.backbone, raw.weights, Path(raw.weights_file) if raw.weights_file else None, seed)
     device = pick_device(raw.device)
-    meta: dict[str, Any] = {"backbone": raw.backbone, "weights": raw.weights, "image_size": raw.image_size}
+    meta: dict[str, Any] = {"backbone": raw.backbone, "weights": raw.weights, "image_size": raw.image_size,
+                            "provenance": numerics.provenance(mode)}
     if raw.weights == "caption_words":
         meta["word_training_loss"] = train_on_caption_words(
             net, dim, paths["train"], words, raw.word_training, raw.image_size, device, raw.workers, seed
@@ -203,18 +208,25 @@ def reduce_features(features: dict[str, np.ndarray], raw: RawSource) -> dict[str
     return features
 
 
-def load_settings(params_path: Path) -> tuple[PreprocessCocoSettings, int]:
+def load_settings(params_path: Path) -> tuple[PreprocessCocoSettings, int, numerics.Mode]:
     params = load_params(params_path)
-    return section(params, "preprocess_coco", PreprocessCocoSettings), read_seed(params)
+    settings = section(params, "preprocess_coco", PreprocessCocoSettings)
+    mode = section(params, "trainer", TrainerSettings).numerics
+    if settings.source == "raw" and mode != "fast" and settings.raw.threads == 0:
+        raise ConfigError(
+            f"params 'preprocess_coco.raw.threads': trainer.numerics {mode!r} needs a fixed thread "
+            f"count (reductions depend on it); set 1 or more"
+        )
+    return settings, read_seed(params), mode
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hw4 preprocess_coco", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", type=Path)
     args = parser.parse_args(argv)
-    settings, seed = load_settings(args.params)
+    settings, seed, mode = load_settings(args.params)
     try:
-        meta = run(settings, seed)
+        meta = run(settings, seed, mode=mode)
     except (CocoDataError, FileNotFoundError, WeightsError) as e:
         raise SystemExit(f"preprocess_coco: {e}") from None  # the message names the file and the problem
     standin = " (stand-in data)" if meta["standin"] else ""
