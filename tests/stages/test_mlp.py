@@ -30,7 +30,8 @@ def _runs():
 
 
 @pytest.mark.slow
-def test_sweep_select_and_final(tiny_prepared: Path, isolated_workdir: Path):
+def test_sweep_select_and_final(tiny_prepared: Path, isolated_workdir: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-tiny")  # as `dvc exp run` sets it
     s = _settings(isolated_workdir)
     points = {h: mlp.run_point(s, h) for h in s.mlp.hidden_sizes}
     assert all(p["val/acc"] > 0.5 for p in points.values())  # the tiny task is learnable
@@ -45,6 +46,10 @@ def test_sweep_select_and_final(tiny_prepared: Path, isolated_workdir: Path):
     assert sorted(int(r.data.params["hidden"]) for r in children) == [8, 16, 32]
     final_run = runs[final["run_id"]]
     assert final_run.data.tags["sweep.run_id"] == parent.info.run_id
+    # Where its floats came from, on the run and in the results file.
+    assert final_run.data.tags["dvc.experiment"] == "exp-tiny" and final_run.data.tags["numerics.mode"] == "fast"
+    assert final["provenance"] == {k: final_run.data.tags[k] for k in final["provenance"]}
+    assert {"cpu.model", "cpu.aten_capability", "cpu.threads", "version.mkl", "version.onednn"} <= set(final["provenance"])
     assert "test/acc" in final_run.data.metrics and all(r.info.status == "FINISHED" for r in runs.values())
     # The retraining learns from the validation split too, so it has no validation metrics.
     assert final_run.data.params["data.train_splits"] == "train+val" and "val/acc" not in final_run.data.metrics

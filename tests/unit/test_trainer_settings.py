@@ -1,0 +1,57 @@
+"""Trainer and optimiser settings are checked when params load, before any MLflow run opens."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from hw4 import cli, tracking
+from tests.conftest import tiny_mlp_params, write_params
+
+CPU = {"accelerator": "cpu", "devices": 1, "progress_bar": False, "numerics": "fast"}
+
+
+@pytest.mark.parametrize(
+    "trainer, optim, message",
+    [
+        ({"devices": 0}, {}, "params 'trainer.devices': 0 is not a device count"),
+        ({"devices": -7}, {}, "params 'trainer.devices': -7 is not a device count"),
+        ({"precision": "bogus"}, {}, "params 'trainer.precision': 'bogus' is not one of"),
+        ({"accelerator": "warp-drive"}, {}, "params 'trainer.accelerator': 'warp-drive' is not one of"),
+        ({"strategy": "telepathy"}, {}, "params 'trainer.strategy': 'telepathy' is not one of"),
+        ({"threads": -3}, {}, "params 'trainer.threads': must be 0"),
+        ({"numerics": "portable", "threads": 0}, {}, "params 'trainer.threads': portable numerics need a fixed thread count"),
+        ({"numerics": "exact"}, {}, "params 'trainer.numerics': 'exact' is not one of"),
+        ({}, {"momentum": -5.0}, "params 'mlp.optim.momentum': must be in [0, 1)"),
+        ({}, {"weight_decay": -1.0}, "params 'mlp.optim.weight_decay': must be 0 or more"),
+    ],
+)
+def test_bad_trainer_or_optimiser_setting_stops_before_a_run_opens(
+    isolated_workdir: Path, capsys: pytest.CaptureFixture, trainer: dict, optim: dict, message: str
+):
+    mlp = tiny_mlp_params()
+    mlp["optim"] = {**mlp["optim"], **optim}
+    params = write_params(isolated_workdir / "params.yaml", mlp=mlp)
+    data = yaml.safe_load(params.read_text())
+    data["trainer"] = {**CPU, **trainer}
+    params.write_text(yaml.safe_dump(data))
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["mlp", "--hidden", "8", "--params", str(params)])
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
+    store = isolated_workdir / "mlflow.db"
+    if store.exists():  # the store may not even have been created
+        c = MlflowClient(tracking.tracking_uri())
+        assert c.search_runs([e.experiment_id for e in c.search_experiments()]) == []
+
+
+@pytest.mark.parametrize("devices", ["auto", -1, 1, 4, "0,1"])
+def test_device_choices_lightning_accepts_pass(tmp_path: Path, devices):
+    from hw4.stages.mlp import load_settings
+
+    params = write_params(tmp_path / "params.yaml", mlp=tiny_mlp_params())
+    data = yaml.safe_load(params.read_text())
+    data["trainer"]["devices"] = devices
+    params.write_text(yaml.safe_dump(data))
+    assert load_settings(params).trainer.devices == devices
