@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from hw4 import tracking
 from hw4.stages.download import generate_standin
+from tests.conftest import THREADS
 from tests.pipeline.conftest import DvcRepo
 
 MODELS = ("rnn", "lstm", "blind")
@@ -23,7 +24,7 @@ STAGES = ("preprocess_coco", *(f"captioning@{m}" for m in MODELS))
 @pytest.mark.slow
 def test_dvc_repro_prepares_the_standin_and_trains_every_model(dvc_repo: DvcRepo):
     work = dvc_repo.root
-    dvc_repo.write_params({"trainer": {"accelerator": "cpu", "devices": 1, "progress_bar": False, "threads": 1}})
+    dvc_repo.write_params({"trainer": {"accelerator": "cpu", "devices": 1, "progress_bar": False, "threads": THREADS}})
     params = yaml.safe_load((work / "params.yaml").read_text())
     assert params["captioning"]["models"] == list(MODELS) and params["preprocess_coco"]["source"] == "raw"
     generate_standin("coco2014_raw", work / "data/raw", params["seed"])  # what the download stage does

@@ -17,7 +17,7 @@ from hw4.data.coco_features import PREPARED_FEATURE_FILES, CaptionData, CocoData
 from hw4.data.coco_text import Vocabulary, tokenise
 from hw4.stages import captioning, preprocess_coco
 from hw4.stages.preprocess_coco import FeaturesSource, PreprocessCocoSettings, RawSource
-from tests.conftest import REPO, write_params
+from tests.conftest import REPO, THREADS, write_params
 
 RAW = Path("data/raw/coco2014")
 CS231N = Path("data/raw/coco_captioning/coco_captioning")
@@ -229,7 +229,7 @@ def homework_settings(work: Path, monkeypatch: pytest.MonkeyPatch, **overrides) 
     params["captioning"].update(overrides)
     path = write_params(work / "params.yaml", captioning=params["captioning"])
     params = yaml.safe_load(path.read_text())
-    params["trainer"]["threads"] = 1
+    params["trainer"]["threads"] = THREADS
     path.write_text(yaml.safe_dump(params))
     return captioning.load_settings(path)
 

@@ -27,6 +27,7 @@ SIZE = 64
 COLOURS = {
     "red": (220, 40, 40), "green": (40, 180, 60), "blue": (50, 80, 230), "yellow": (235, 215, 40),
     "white": (240, 240, 240), "orange": (245, 140, 20), "purple": (150, 60, 200),
+    "pink": (250, 130, 190), "cyan": (40, 210, 220), "brown": (130, 80, 30),
 }
 SHAPES = ("square", "ring", "triangle")  # a hollow ring, not a disc: easier to tell from filled shapes
 SLOTS = ("left", "middle", "right")  # thirds of the picture, left to right

@@ -217,9 +217,10 @@ def _standin_entries(target_dir: Path) -> list[str]:
     return sorted(p.name for p in target_dir.iterdir())
 
 
-def generate_standin(name: str, raw_dir: Path, seed: int, registry: Registry) -> Path:
+def generate_standin(name: str, raw_dir: Path, seed: int, registry: Registry | None = None) -> Path:
     """Run the stand-in generator `name` into a fresh directory, then move it into place
-    (replacing an older stand-in, keeping any file a user put there)."""
+    (replacing an older stand-in, keeping any file a user put there and every file the
+    registry, by default the project's, names)."""
     module_name, target = GENERATORS[name]
     target_dir = raw_dir / target
     if _holds_real_data(target_dir):
@@ -242,7 +243,7 @@ def generate_standin(name: str, raw_dir: Path, seed: int, registry: Registry) ->
         entries = sorted(p.name for p in tmp.iterdir() if p.name != STANDIN_MARKER)
         atomic.write_text(tmp / STANDIN_MANIFEST, json.dumps({"generator": module_name, "entries": entries}) + "\n")
         if target_dir.exists():
-            clear_standin(target_dir, registry_names(registry, target))
+            clear_standin(target_dir, registry_names(registry or load_registry(), target))
         _move_in(tmp, target_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
