@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -150,7 +151,6 @@ def provenance(mode: Mode) -> dict[str, str]:
 def _onednn_version() -> str:
     import torch
 
-    for line in torch.__config__.show().splitlines():
-        if "MKL-DNN" in line or "oneDNN" in line:
-            return line.split("(")[0].strip(" -").split()[-1]
-    return "none"
+    # torch's build summary has a line "Intel(R) MKL-DNN v3.12.0 (Git Hash ...)"
+    found = re.search(r"(?:MKL-DNN|oneDNN) v(\d[\w.]*)", torch.__config__.show())
+    return found.group(1) if found else "none"

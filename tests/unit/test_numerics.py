@@ -37,7 +37,8 @@ def test_provenance_names_the_code_paths():
     info = numerics.provenance("fast")
     assert info["numerics.mode"] == "fast" and info["cpu.threads"] == str(torch.get_num_threads())
     assert info["cpu.aten_capability"] == torch.backends.cpu.get_cpu_capability()
-    assert {"cpu.model", "cpu.mkl_branch", "version.mkl", "version.onednn", "cpu.onednn"} <= set(info)
+    assert {"cpu.model", "cpu.mkl_branch", "version.mkl", "cpu.onednn"} <= set(info)
+    assert info["version.onednn"] == "none" or info["version.onednn"][0].isdigit()  # "3.12.0"
 
 
 def _git(root: Path, *args: str) -> None:
