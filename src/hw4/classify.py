@@ -96,7 +96,10 @@ def summarise(history: list[dict[str, float]], train_time: float, trainer: pl.Tr
     summary: dict[str, Any] = {k: v for k, v in (fitted[-1] if fitted else {}).items() if k != "epoch"}
     summary["epochs"] = trainer.current_epoch
     summary["train_time_s"] = round(train_time, 2)
-    summary["train_samples_per_s"] = round(trainer.current_epoch * len(data.data["train_x"]) / max(train_time, 1e-9))
+    # Only the epochs this invocation trained: `train_time` is this invocation's (a resume's part).
+    epochs_run = trainer.current_epoch - trainer.lightning_module.first_epoch
+    summary["epochs_trained"] = epochs_run
+    summary["train_samples_per_s"] = round(epochs_run * len(data.data["train_x"]) / max(train_time, 1e-9))
     for row in history:
         summary.update({k: v for k, v in row.items() if k.startswith("test/")})
     return summary

@@ -88,7 +88,7 @@ def encode_split(split: RawSplit, vocab: Vocabulary, width: int, too_long: TooLo
             if too_long == "error":
                 raise CocoDataError(
                     f"{split.source}: caption {cap.annotation_id!r} of {split.file_names[cap.image]} is longer "
-                    f"than allowed: {e}; raise preprocess_coco.max_length or set preprocess_coco.too_long: drop"
+                    f"than allowed: {e}; raise preprocess_coco.raw.max_length or set preprocess_coco.raw.too_long: drop"
                 ) from None
             dropped += 1
             continue

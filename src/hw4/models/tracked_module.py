@@ -58,6 +58,10 @@ class TrackedModule(pl.LightningModule):
         self.log_every_n_steps = log_every_n_steps
         self.automatic_optimization = False
         self.history: list[dict[str, float]] = []  # epoch metrics, one row per epoch
+        self.first_epoch = 0  # the epoch this fit started at: after a resume, the checkpoint's
+
+    def on_train_start(self) -> None:
+        self.first_epoch = self.current_epoch  # the checkpoint is restored by now
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning records the hook it is in (`_current_fx_name`) around every hook call,
