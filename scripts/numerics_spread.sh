@@ -6,7 +6,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/hw4-numerics-spread}
 mkdir -p "$OUT"
-# Every test that asserts an accuracy, a loss, a BLEU score or a gradient error.
+# The tests that assert an accuracy, a loss, a BLEU score or a gradient error (the homework
+# overfit in test_captioning, 58 epochs of a 512-unit RNN, is left out for time).
 TESTS="tests/unit/test_layers.py tests/unit/test_captioner.py tests/unit/test_captioning_text.py
        tests/stages/test_mlp.py tests/stages/test_cnn.py tests/stages/test_captioning.py
        tests/pipeline/test_dvc_mlp.py tests/pipeline/test_dvc_captioning.py"
@@ -21,7 +22,7 @@ for threads in ${*:-1 2}; do
         name=${setting%%:*}
         log="$OUT/$name-t$threads.log"
         env ${setting#*:} HW4_TEST_THREADS=$threads OMP_NUM_THREADS=$threads \
-            .venv/bin/python -m pytest -m "slow or not slow" -s -q -p no:cacheprovider $TESTS > "$log" 2>&1
+            .venv/bin/python -m pytest -m "slow or not slow" -k "not homework" -s -q -p no:cacheprovider $TESTS > "$log" 2>&1
         echo "$name, $threads thread(s): $(tail -n 1 "$log")"
         grep -h "^{'rnn'" "$log" | sed 's/^/    captioning: /'
     done
