@@ -15,7 +15,6 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from hw4 import numerics
 from hw4.data.mnist_batches import MnistFamilyData
 from hw4.models.classifier import Augment, ImageClassifier
 from hw4.models.tracked_module import OptimSettings
@@ -83,7 +82,7 @@ def train_classifier(job: ClassifierJob) -> ClassifierResult:
             trainer.test(module, datamodule=data, verbose=False)
         metrics = summarise(module.history, train_time, trainer, data)
         metrics.update(job.extra_metrics, run_id=run.run_id, dataset=data.meta.get("dataset", "unknown"), standin=standin,
-                       provenance=numerics.provenance(job.trainer.numerics))
+                       provenance=run.provenance)
         if trainer.is_global_zero:
             _write_outputs(job, run, module, net, metrics)
             run.log_metrics({"train_time_s": train_time})

@@ -224,6 +224,7 @@ class StageRun:
     tags: Mapping[str, str] = field(default_factory=dict)
     run_name: str | None = None
     run_id: str | None = field(default=None, init=False)
+    provenance: dict[str, str] = field(default_factory=dict, init=False)  # set by build_trainer
     resumed: bool = field(default=False, init=False)
 
     @property

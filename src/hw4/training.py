@@ -95,7 +95,8 @@ def build_trainer(
     on the CPU `deterministic=True` makes repeated runs bit-identical.
     """
     numerics.configure(settings.numerics, settings.threads)
-    run.set_tags(numerics.provenance(settings.numerics))  # what the run's floats depend on
+    run.provenance = numerics.provenance(settings.numerics)  # what the run's floats depend on
+    run.set_tags(run.provenance)
     all_callbacks = list(callbacks)
     if settings.progress_bar:
         # Redrawn every 20 steps: at every step, the bar costs more than a small model's step.

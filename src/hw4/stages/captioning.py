@@ -21,7 +21,6 @@ import pytorch_lightning as pl
 import torch
 
 from hw4 import captioning_eval as ev
-from hw4 import numerics
 from hw4.config import ConfigError, flatten, load_params, section
 from hw4.data.caption_batches import CocoCaptions
 from hw4.data.coco_features import CAPTIONS_FILE, PREPARED_FEATURE_FILES
@@ -170,7 +169,7 @@ def run(s: Settings, model: str, data_dir: Path = DATA_DIR) -> dict[str, Any]:
             "train_time_s": round(train_time, 2), "train_captions": len(data.data.captions["train"]),
             "run_id": run.run_id, "dataset": data.meta.get("dataset", "unknown"), "standin": standin,
             "backbone": data.meta.get("backbone"), "weights": data.meta.get("weights"),
-            "provenance": numerics.provenance(s.trainer.numerics),
+            "provenance": run.provenance,
         }
         write_outputs(run, module, metrics, out, model)
         return metrics

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from hw4 import numerics
 from hw4.config import ConfigError, flatten, load_params, section
 from hw4.data.image_folders import ImageFolderData, ImageFolderError, tree_sha256
 from hw4.data.registry import STANDIN_MARKER
@@ -123,7 +122,7 @@ def run(s: Settings, mode: Mode) -> dict[str, Any]:
         metrics = summarise(module.history) | {
             "train_time_s": round(time.perf_counter() - start, 2),  # this invocation's (a resumed run: its part)
             "mode": mode, "weights": weights.kind, "standin": standin, "dataset": DATASET, "run_id": run.run_id,
-            "provenance": numerics.provenance(s.trainer.numerics),
+            "provenance": run.provenance,
         }
         if trainer.is_global_zero:
             _write_outputs(mode, label, module.history, metrics, keep_best.path, run)
