@@ -34,15 +34,15 @@ from hw4.stages.download import generate_standin  # noqa: E402
 
 # (stage arguments, the record it writes, the accuracy-like key that must beat chance, chance level)
 STAGES = [
-    (["mlp", "--hidden", "256"], "results/mlp/points/h256.json", "val/acc", 0.1),
-    (["cnn", "--impl", "torch"], "results/cnn/torch.json", "test/acc", 0.1),
-    (["cnn", "--impl", "scratch"], "results/cnn/scratch.json", "test/acc", 0.1),
+    (["mlp", "--hidden", "256"], "results/mlp/points/h256/seed0.json", "val/acc", 0.1),
+    (["cnn", "--impl", "torch"], "results/cnn/torch/seed0.json", "test/acc", 0.1),
+    (["cnn", "--impl", "scratch"], "results/cnn/scratch/seed0.json", "test/acc", 0.1),
     (["preprocess_coco"], "data/prepared/coco/meta.json", None, None),
-    (["captioning", "--model", "rnn"], "results/captioning/rnn.json", "val/bleu1", 0.0),
-    (["captioning", "--model", "lstm"], "results/captioning/lstm.json", "val/bleu1", 0.0),
-    (["transfer", "--mode", "finetune"], "results/transfer/finetune.json", "val/acc", 0.5),
+    (["captioning", "--model", "rnn"], "results/captioning/rnn/seed0.json", "val/bleu1", 0.0),
+    (["captioning", "--model", "lstm"], "results/captioning/lstm/seed0.json", "val/bleu1", 0.0),
+    (["transfer", "--mode", "finetune"], "results/transfer/finetune/seed0.json", "val/acc", 0.5),
     # A frozen *random* backbone (no ImageNet weights here) leaves the head at chance.
-    (["transfer", "--mode", "freeze"], "results/transfer/freeze.json", "val/acc", 0.0),
+    (["transfer", "--mode", "freeze"], "results/transfer/freeze/seed0.json", "val/acc", 0.0),
 ]
 
 
@@ -60,6 +60,7 @@ def params_for(accelerator: str) -> dict:
         params[key] = {**params[key], **demo.get(key, {})}
     params["trainer"] = {**params["trainer"], "accelerator": accelerator, "devices": 1, "strategy": "auto",
                          "precision": precision(accelerator), "deterministic": False, "progress_bar": False}
+    params["seeds"] = [0]  # the stages' default --seed
     params["mlp"] = {**params["mlp"], "hidden_sizes": [256], "epochs": 2, "batch_size": 500}
     params["cnn"] = {**params["cnn"], "epochs": 1, "batch_size": 500}
     params["captioning"]["epochs"] = min(params["captioning"]["epochs"], 10)

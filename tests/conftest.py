@@ -45,6 +45,7 @@ def write_params(path: Path, **sections) -> Path:
 
     base = {
         "seed": 0,
+        "seeds": [0],
         "trainer": {"accelerator": "cpu", "devices": 1, "progress_bar": False, "numerics": "fast", "threads": THREADS},
     }
     base.update(sections)
@@ -62,3 +63,11 @@ def tiny_mlp_params(**overrides) -> dict:
     }
     mlp.update(overrides)
     return mlp
+
+
+def artifact_paths(client, run_id: str, folder: str | None = None) -> set[str]:
+    """Every artifact file of a run, with its folders (MLflow lists one level at a time)."""
+    paths: set[str] = set()
+    for a in client.list_artifacts(run_id, folder):
+        paths |= artifact_paths(client, run_id, a.path) if a.is_dir else {a.path}
+    return paths

@@ -26,7 +26,7 @@ from hw4.training import TrainerSettings, build_trainer
 @dataclass
 class ClassifierJob:
     experiment: str
-    stage: str  # the DVC stage name, e.g. "mlp@150"
+    stage: str  # the DVC stage name, e.g. "mlp@150-0" (hidden size, seed)
     build_net: Callable[[], nn.Module]  # called after seeding, so the initial weights follow the seed
     params: Mapping[str, Any]  # flattened settings, logged as MLflow params
     data_path: Path
@@ -81,7 +81,7 @@ def train_classifier(job: ClassifierJob) -> ClassifierResult:
         if job.test:
             trainer.test(module, datamodule=data, verbose=False)
         metrics = summarise(module.history, train_time, trainer, data)
-        metrics.update(job.extra_metrics, run_id=run.run_id, dataset=data.meta.get("dataset", "unknown"), standin=standin,
+        metrics.update(job.extra_metrics, seed=job.seed, run_id=run.run_id, dataset=data.meta.get("dataset", "unknown"), standin=standin,
                        provenance=run.provenance)
         if trainer.is_global_zero:
             _write_outputs(job, run, module, net, metrics)

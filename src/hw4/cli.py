@@ -23,6 +23,7 @@ STAGES = {
     "preprocess_coco": "hw4.stages.preprocess_coco:main",
     "captioning": "hw4.stages.captioning:main",
     "transfer": "hw4.stages.transfer:main",
+    "seeds": "hw4.stages.seeds:main",
     "report": "hw4.stages.report:main",
 }
 

@@ -34,8 +34,10 @@ def record_path(metrics_path: Path) -> Path:
 
 
 def write_results(metrics_path: Path, record: Mapping[str, Any]) -> tuple[Path, Path]:
-    """The full record (what later stages and the report read) and its headline metrics."""
-    headline = {k: record[k] for k in HEADLINE if _is_number(record.get(k))}
+    """The full record (what later stages and the report read) and its headline metrics
+    (with their standard deviations over seeds where the record is a summary, hw4.seeds)."""
+    keys = [k for name in HEADLINE for k in (name, f"{name}_std")]
+    headline = {k: record[k] for k in keys if _is_number(record.get(k))}
     return write_json(record_path(metrics_path), record), write_json(metrics_path, headline)
 
 

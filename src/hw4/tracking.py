@@ -322,9 +322,12 @@ class StageRun:
 
         client().log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
-    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+    def log_artifact(self, path: Path) -> None:
+        """Under the folder it has in the repository (results/cnn/torch/seed0.json): one
+        evaluation's seeds write files of the same name into different folders."""
         if self.active:
-            client().log_artifact(self.run_id, str(path), artifact_path)
+            folder = Path(path).parent
+            client().log_artifact(self.run_id, str(path), None if folder in (Path("."), Path("/")) or folder.is_absolute() else folder.as_posix())
 
     def lightning_logger(self) -> "MLflowRunLogger":
         return MLflowRunLogger(self)

@@ -70,14 +70,13 @@ def _valid_devices(devices: int | str) -> bool:
     return devices == "auto" or all(part.strip().isdigit() for part in devices.split(","))
 
 
-def trainer_and_seed(params: dict) -> tuple[TrainerSettings, int]:
-    """The two top-level settings every training stage reads besides its own section."""
-    from hw4.config import ConfigError, section
+def trainer_and_seed(params: dict, seed: int | None) -> tuple[TrainerSettings, int]:
+    """The two settings every training stage reads besides its own section: the trainer, and
+    its seed (`--seed`, one of params `seeds`; the first where not given)."""
+    from hw4.config import section
+    from hw4.seeds import chosen_seed
 
-    seed = params.get("seed")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError(f"params 'seed': every training stage needs an integer seed, got {seed!r}")
-    return section(params, "trainer", TrainerSettings), seed
+    return section(params, "trainer", TrainerSettings), chosen_seed(params, seed)
 
 
 def build_trainer(

@@ -18,7 +18,7 @@ from tests.pipeline.conftest import DvcRepo
 
 MODELS = ("rnn", "lstm", "blind")
 SCORES = ("val/bleu1", "val/bleu2", "val/bleu3", "val/bleu4", "val/cider")
-STAGES = ("preprocess_coco", *(f"captioning@{m}" for m in MODELS))
+STAGES = ("preprocess_coco", *(f"captioning@{m}-0" for m in MODELS), *(f"captioning_seeds@{m}" for m in MODELS))
 
 
 @pytest.mark.slow
@@ -30,15 +30,15 @@ def test_dvc_repro_prepares_the_standin_and_trains_every_model(dvc_repo: DvcRepo
     generate_standin("coco2014_raw", work / "data/raw", params["seed"])  # what the download stage does
 
     # --single-item: the stand-in is in place already, so the download stage upstream stays out.
-    assert DvcRepo.ran(dvc_repo.repro("--single-item", "preprocess_coco", "captioning")) == set(STAGES)
+    assert DvcRepo.ran(dvc_repo.repro("--single-item", "preprocess_coco", "captioning", "captioning_seeds")) == set(STAGES)
 
     meta = json.loads((work / "data/prepared/coco/meta.json").read_text())
     assert meta["standin"] is True and meta["weights"] == "caption_words" and meta["source"] == "raw"
     metrics = {m: json.loads((work / f"results/captioning/{m}.json").read_text()) for m in MODELS}
     for m, values in metrics.items():
         assert set(SCORES) <= set(values) and values["standin"] is True and values["dataset"] == "coco2014-standin"
-        for path in (f"plots/captioning/loss/{m}.csv", f"plots/captioning/figures/{m}_loss.png",
-                     f"plots/captioning/figures/{m}_samples.png", f"plots/captioning/samples/{m}.txt"):
+        for path in (f"plots/captioning/loss/{m}/seed0.csv", f"plots/captioning/figures/loss/{m}/seed0.png",
+                     f"plots/captioning/figures/samples/{m}/seed0.png", f"plots/captioning/samples/{m}/seed0.txt"):
             assert (work / path).is_file(), path
     blind = metrics["blind"]["val/bleu4"]
     print({m: {k: round(v[k], 3) for k in SCORES} for m, v in metrics.items()})
@@ -48,11 +48,15 @@ def test_dvc_repro_prepares_the_standin_and_trains_every_model(dvc_repo: DvcRepo
 
     c = MlflowClient(tracking.tracking_uri())
     runs = c.search_runs([c.get_experiment_by_name("captioning").experiment_id])
-    assert sorted(r.info.run_name for r in runs) == sorted(MODELS)
-    for r in runs:
+    parents = {r.info.run_id: r for r in runs if r.data.tags.get("seeds.role") == "parent"}
+    seeds = [r for r in runs if r.info.run_id not in parents]
+    assert sorted(r.data.params["model"] for r in seeds) == sorted(MODELS)
+    for r in seeds:
+        model = r.data.params["model"]
         assert set(SCORES) <= set(r.data.metrics) and r.info.status == "FINISHED"
         assert r.data.params["decoding"] == "beam" and r.data.params["captioning.decoding.beam_width"] == "3"
-        assert r.data.params["cell"] == ("rnn" if r.info.run_name == "blind" else r.info.run_name)
-        assert r.data.metrics["val/bleu4"] == pytest.approx(metrics[r.info.run_name]["val/bleu4"])
+        assert r.data.params["cell"] == ("rnn" if model == "blind" else model) and r.data.params["seed"] == "0"
+        assert r.data.metrics["val/bleu4"] == pytest.approx(metrics[model]["val/bleu4"])
+        assert r.data.tags[tracking.PARENT_TAG] == metrics[model]["run_id"] in parents  # the summary's run
 
-    assert DvcRepo.ran(dvc_repo.repro("--single-item", "preprocess_coco", "captioning")) == set()
+    assert DvcRepo.ran(dvc_repo.repro("--single-item", "preprocess_coco", "captioning", "captioning_seeds")) == set()

@@ -14,8 +14,9 @@ pytestmark = pytest.mark.slow
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
 
-def _params(hidden_sizes: list[int]) -> dict:
+def _params(hidden_sizes: list[int], seeds: list[int]) -> dict:
     return {
+        "seeds": seeds,
         "trainer": {"accelerator": "cpu", "devices": 1, "progress_bar": False},
         "download": {"datasets": ["fashion_mnist"], "generate": [], "mirror_dirs": [FASHION_MNIST], "retries": 0, "timeout_s": 5},
         "prepare": {"dataset": "fashion_mnist", "val_size": 5000},
@@ -24,22 +25,28 @@ def _params(hidden_sizes: list[int]) -> dict:
 
 
 def test_download_prepare_and_the_sweep_rerun_exactly_what_changed(dvc_repo: DvcRepo):
-    dvc_repo.write_params(_params([4, 8]))
-    first = DvcRepo.ran(dvc_repo.repro("mlp_final"))
-    assert first == {"download", "prepare", "mlp@4", "mlp@8", "mlp_select", "mlp_final"}
-    assert DvcRepo.ran(dvc_repo.repro("mlp_final")) == set()  # nothing changed, nothing runs
+    dvc_repo.write_params(_params([4, 8], [0]))
+    first = DvcRepo.ran(dvc_repo.repro("mlp_final_seeds"))
+    assert first == {"download", "prepare", "mlp@4-0", "mlp@8-0", "mlp_select", "mlp_final@0", "mlp_final_seeds"}
+    assert DvcRepo.ran(dvc_repo.repro("mlp_final_seeds")) == set()  # nothing changed, nothing runs
 
-    dvc_repo.write_params(_params([4, 12]))  # one size changed
-    assert DvcRepo.ran(dvc_repo.repro("mlp_final")) == {"mlp@12", "mlp_select", "mlp_final"}
-    dvc_repo.write_params(_params([4, 12, 16]))  # one size added
-    assert DvcRepo.ran(dvc_repo.repro("mlp_final")) == {"mlp@16", "mlp_select", "mlp_final"}
+    dvc_repo.write_params(_params([4, 12], [0]))  # one size changed
+    assert DvcRepo.ran(dvc_repo.repro("mlp_final_seeds")) == {"mlp@12-0", "mlp_select", "mlp_final@0", "mlp_final_seeds"}
+    # A seed added: each size trains once more, and the selection, which changes, retrains the final run.
+    dvc_repo.write_params(_params([4, 12], [0, 1]))
+    assert DvcRepo.ran(dvc_repo.repro("mlp_final_seeds")) == {
+        "mlp@4-1", "mlp@12-1", "mlp_select", "mlp_final@0", "mlp_final@1", "mlp_final_seeds"}
 
     metrics = json.loads(dvc_repo.dvc("metrics", "show", "--json"))
     files = next(iter(metrics.values()))["data"]
-    assert {f"metrics/mlp/points/h{h}.json" for h in (4, 12, 16)} | {"metrics/mlp/select.json", "metrics/mlp/final.json"} <= set(files)
+    per_seed = {f"metrics/mlp/points/h{h}/seed{k}.json" for h in (4, 12) for k in (0, 1)} | {"metrics/mlp/final/seed1.json"}
+    assert per_seed | {"metrics/mlp/select.json", "metrics/mlp/final.json"} <= set(files)
     columns = {k for f in files.values() for k in f.get("data", {})}  # `dvc metrics show`: one table (stages not run: "error")
-    assert columns <= set(HEADLINE) and {"hidden", "val/acc", "test/acc", "train_time_s"} <= columns
+    assert columns <= set(HEADLINE) | {f"{k}_std" for k in HEADLINE} and {"hidden", "val/acc", "test/acc", "test/acc_std"} <= columns
     dvc_repo.dvc("plots", "show", "-o", "dvc_plots")
     assert (dvc_repo.root / "dvc_plots/index.html").is_file()
     final = json.loads((dvc_repo.root / "results/mlp/final.json").read_text())
     assert final["dataset"] == "fashion_mnist" and final["standin"] is False and final["test/acc"] > 0.5
+    assert final["seeds"] == [0, 1] and final["test/acc_std"] is not None
+    selection = json.loads((dvc_repo.root / "results/mlp/select.json").read_text())
+    assert selection["seeds"] == [0, 1] and selection["spread"] is not None and "seeds' spread" in selection["verdict"]

@@ -7,7 +7,8 @@ import pytest
 from hw4.data import standin_hymenoptera
 from tests.pipeline.conftest import DvcRepo
 
-STAGES = ["transfer@finetune", "transfer@freeze"]
+MODES = ("finetune", "freeze")
+STAGES = {*(f"transfer@{m}-0" for m in MODES), *(f"transfer_seeds@{m}" for m in MODES)}
 
 
 @pytest.mark.slow
@@ -21,10 +22,12 @@ def test_dvc_repro_runs_both_modes_on_the_standin(dvc_repo: DvcRepo, monkeypatch
     standin_hymenoptera.generate(work / "data/raw/hymenoptera", seed=0, per_class={"train": 6, "val": 4})
 
     # --single-item: the stand-in is in place already, so the download stage upstream stays out.
-    assert DvcRepo.ran(dvc_repo.repro("--single-item", *STAGES)) == set(STAGES)  # the matrix names transfer@<mode>
+    # The matrix names transfer@<mode>-<seed>; the demo has one seed.
+    assert DvcRepo.ran(dvc_repo.repro("--single-item", "transfer", "transfer_seeds")) == STAGES
 
-    for mode in ("finetune", "freeze"):
+    for mode in MODES:
         metrics = json.loads((work / f"results/transfer/{mode}.json").read_text())
         assert metrics["standin"] is True and metrics["weights"] == "random" and metrics["epochs"] == 1
-        assert (work / f"models/transfer/{mode}_best.pt").is_file()
-    assert DvcRepo.ran(dvc_repo.repro("--single-item", *STAGES)) == set()
+        assert metrics["seeds"] == [0] and metrics["val/acc_std"] is None  # one seed: no spread
+        assert (work / f"models/transfer/{mode}_best/seed0.pt").is_file()
+    assert DvcRepo.ran(dvc_repo.repro("--single-item", "transfer", "transfer_seeds")) == set()

@@ -17,7 +17,7 @@ from hw4.data.coco_features import PREPARED_FEATURE_FILES, CaptionData, CocoData
 from hw4.data.coco_text import Vocabulary, tokenise
 from hw4.stages import captioning, preprocess_coco
 from hw4.stages.preprocess_coco import FeaturesSource, PreprocessCocoSettings, RawSource
-from tests.conftest import REPO, THREADS, write_params
+from tests.conftest import REPO, THREADS, artifact_paths, write_params
 
 RAW = Path("data/raw/coco2014")
 CS231N = Path("data/raw/coco_captioning/coco_captioning")
@@ -245,21 +245,23 @@ def test_homework_setting_overfits_50_captions(isolated_workdir: Path, monkeypat
 
     metrics = captioning.run(s, "rnn")
 
-    first = float(Path("plots/captioning/loss/rnn.csv").read_text().splitlines()[1].split(",")[1])
+    first = float(Path("plots/captioning/loss/rnn/seed0.csv").read_text().splitlines()[1].split(",")[1])
     assert metrics["train_captions"] == 50 and metrics["epochs"] == 58
     assert first > 10 and metrics["train/loss"] < 0.5  # per caption: from about 3 nats a word to near zero
     assert {"val/bleu1", "val/bleu2", "val/bleu3", "val/bleu4", "val/cider"} <= set(metrics)
     assert metrics["standin"] is True and metrics["cell"] == "rnn" and metrics["blind"] is False
 
-    samples = Path("plots/captioning/samples/rnn.txt").read_text()
+    samples = Path("plots/captioning/samples/rnn/seed0.txt").read_text()
     assert samples.count("  generated: ") == 2 * c.samples and samples.count("  GT: ") == 2 * c.samples
     run = MlflowClient(tracking.tracking_uri()).get_run(metrics["run_id"])
-    assert run.info.status == "FINISHED" and run.info.run_name == "rnn"
+    assert run.info.status == "FINISHED" and run.info.run_name == "rnn (seed 0)"
     assert run.data.params["cell"] == "rnn" and run.data.params["decoding"] == "greedy"
     assert run.data.params["captioning.decoding.beam_width"] == "1" and run.data.tags["data.standin"] == "true"
     assert {"val/bleu4", "val/cider", "train/loss"} <= set(run.data.metrics)
-    artifacts = {a.path for a in MlflowClient(tracking.tracking_uri()).list_artifacts(metrics["run_id"])}
-    assert {"rnn.json", "rnn.csv", "rnn_loss.png", "rnn.txt", "rnn_samples.png", "rnn.pt"} <= artifacts
+    artifacts = artifact_paths(MlflowClient(tracking.tracking_uri()), metrics["run_id"])
+    assert {f"{folder}/rnn/seed0.{ext}" for folder, ext in [
+        ("results/captioning", "json"), ("plots/captioning/loss", "csv"), ("plots/captioning/figures/loss", "png"),
+        ("plots/captioning/samples", "txt"), ("plots/captioning/figures/samples", "png"), ("models/captioning", "pt")]} <= artifacts
 
 
 def test_a_model_outside_the_list_is_refused(isolated_workdir: Path, monkeypatch: pytest.MonkeyPatch):

@@ -25,7 +25,7 @@ from hw4 import tracking
 from hw4.data.mnist_batches import load_prepared
 from hw4.models.cnn import CNN, CNNConfig
 from hw4.models.mlp import MLP, MLPConfig
-from tests.conftest import REPO, tiny_mlp_params, tiny_mnist_family, write_params
+from tests.conftest import REPO, artifact_paths, tiny_mlp_params, tiny_mnist_family, write_params
 from tests.stages.test_cnn import tiny_cnn_params
 
 pytestmark = pytest.mark.slow
@@ -70,12 +70,12 @@ def _ddp_mlp_final() -> tuple[str, torch.nn.Module, Path, Path]:
     Path("results/mlp").mkdir(parents=True)
     Path("results/mlp/select.json").write_text(json.dumps({"hidden": 16, "val/acc": 1.0, "sweep_run_id": "sweep"}))
     hw4("mlp_final")
-    return "mlp", MLP(MLPConfig(hidden=16)), Path("models/mlp/final.pt"), Path("results/mlp/final.json")
+    return "mlp", MLP(MLPConfig(hidden=16)), Path("models/mlp/final/seed0.pt"), Path("results/mlp/final/seed0.json")
 
 
 def _ddp_cnn() -> tuple[str, torch.nn.Module, Path, Path]:
     hw4("cnn", "--impl", "torch")
-    return "cnn", CNN(CNNConfig(**tiny_cnn_params()["arch"])), Path("models/cnn/torch.pt"), Path("results/cnn/torch.json")
+    return "cnn", CNN(CNNConfig(**tiny_cnn_params()["arch"])), Path("models/cnn/torch/seed0.pt"), Path("results/cnn/torch/seed0.json")
 
 
 @pytest.mark.parametrize("stage", [_ddp_mlp_final, _ddp_cnn], ids=["mlp_final", "cnn"])
@@ -100,7 +100,7 @@ def test_a_killed_run_resumes_into_the_same_mlflow_run(isolated_workdir: Path):
     torch.save(data, "data/prepared/mnist_family.pt")
     epochs = 12
     write_params(isolated_workdir / "params.yaml", mlp=tiny_mlp_params(epochs=epochs, batch_size=20))
-    ckpt = Path("checkpoints/mlp/16/last.ckpt")
+    ckpt = Path("checkpoints/mlp/h16/seed0/last.ckpt")
     proc = subprocess.Popen([sys.executable, "-m", "hw4", "mlp", "--hidden", "16"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
@@ -108,7 +108,7 @@ def test_a_killed_run_resumes_into_the_same_mlflow_run(isolated_workdir: Path):
     time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not Path("results/mlp/points/h16.json").exists(), "the run finished before it could be killed"
+    assert not Path("results/mlp/points/h16/seed0.json").exists(), "the run finished before it could be killed"
     (killed,) = runs("mlp")
     assert killed.info.status == "RUNNING"
 
@@ -118,7 +118,7 @@ def test_a_killed_run_resumes_into_the_same_mlflow_run(isolated_workdir: Path):
     assert run.data.tags["resumed"] == "true"
     history = MlflowClient(tracking.tracking_uri()).get_metric_history(run.info.run_id, "val/acc")
     assert sorted({m.step for m in history}) == list(range(epochs))
-    record = json.loads(Path("results/mlp/points/h16.json").read_text())
+    record = json.loads(Path("results/mlp/points/h16/seed0.json").read_text())
     assert record["epochs"] == epochs and 0 < record["epochs_trained"] < epochs
     # The speed counts only what this invocation trained, in its own time.
     assert record["train_samples_per_s"] == pytest.approx(record["epochs_trained"] * 20000 / record["train_time_s"], rel=0.02)
@@ -137,7 +137,7 @@ def test_mlflow_run_of_an_entry_point_makes_exactly_one_run(tiny_prepared: Path,
     (run,) = runs("mlp")
     assert run.info.status == "FINISHED"
     assert run.data.params["hidden"] == "16" and "val/acc" in run.data.metrics
-    assert json.loads(Path("results/mlp/points/h16.json").read_text())["run_id"] == run.info.run_id
+    assert json.loads(Path("results/mlp/points/h16/seed0.json").read_text())["run_id"] == run.info.run_id
 
 
 def _free_port() -> int:
@@ -181,7 +181,8 @@ def test_a_stage_logs_to_a_tracking_server(tiny_prepared: Path, isolated_workdir
     hw4("mlp", "--hidden", "16")
     (run,) = runs("mlp", url)
     assert run.info.status == "FINISHED" and "val/acc" in run.data.metrics
-    artifacts = {a.path for a in MlflowClient(url).list_artifacts(run.info.run_id)}
-    assert {"h16.json", "h16.csv", "h16.png", "h16.pt"} <= artifacts
-    assert any(p.name == "h16.pt" for p in artifact_root.rglob("*"))  # stored by the server
+    artifacts = artifact_paths(MlflowClient(url), run.info.run_id)
+    assert {"results/mlp/points/h16/seed0.json", "plots/mlp/curves/h16/seed0.csv", "plots/mlp/figures/h16/seed0.png",
+            "models/mlp/h16/seed0.pt"} <= artifacts
+    assert any(p.match("models/mlp/h16/seed0.pt") for p in artifact_root.rglob("*"))  # stored by the server
     assert not Path("mlflow.db").exists()  # nothing went to the local default store

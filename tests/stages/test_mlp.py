@@ -9,8 +9,9 @@ from mlflow.tracking import MlflowClient
 
 from hw4 import tracking
 from hw4.stages import mlp, mlp_select
+from hw4.stages import seeds as seeds_stage
 from hw4.stages.mlp_select import select_best
-from tests.conftest import tiny_mlp_params, write_params
+from tests.conftest import artifact_paths, tiny_mlp_params, write_params
 
 
 def test_selection_takes_the_argmax_and_breaks_ties_toward_the_smaller_net():
@@ -30,36 +31,59 @@ def _runs():
 
 
 @pytest.mark.slow
-def test_sweep_select_and_final(tiny_prepared: Path, isolated_workdir: Path, monkeypatch: pytest.MonkeyPatch):
+def test_sweep_select_and_final_over_two_seeds(tiny_prepared: Path, isolated_workdir: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("DVC_EXP_NAME", "exp-tiny")  # as `dvc exp run` sets it
-    s = _settings(isolated_workdir)
-    points = {h: mlp.run_point(s, h) for h in s.mlp.hidden_sizes}
+    seeds = [0, 1]
+    params = write_params(isolated_workdir / "params.yaml", seeds=seeds, mlp=tiny_mlp_params())
+    sizes = mlp.load_settings(params).mlp.hidden_sizes
+    points = {(h, k): mlp.run_point(mlp.load_settings(params, k), h) for h in sizes for k in seeds}
     assert all(p["val/acc"] > 0.5 for p in points.values())  # the tiny task is learnable
-    chosen = mlp_select.run(s)
-    assert chosen["hidden"] == select_best({h: p["val/acc"] for h, p in points.items()})
-    final = mlp.run_final(s)
-    assert 0.5 < final["test/acc"] <= 1.0 and final["sweep_run_id"] == chosen["sweep_run_id"]
+    assert points[(16, 0)]["train/loss"] != points[(16, 1)]["train/loss"]  # the seed decides the run
+    chosen = mlp_select.run(mlp.load_settings(params), seeds)
+    means = {h: (points[(h, 0)]["val/acc"] + points[(h, 1)]["val/acc"]) / 2 for h in sizes}
+    assert chosen["hidden"] == select_best(means) and chosen["val/acc"] == pytest.approx(means[chosen["hidden"]])
+    point = chosen["points"][str(chosen["hidden"])]
+    assert point["per_seed"]["1"]["val/acc"] == points[(chosen["hidden"], 1)]["val/acc"]
+    assert point["val/acc_std"] == pytest.approx(abs(points[(chosen["hidden"], 0)]["val/acc"] - points[(chosen["hidden"], 1)]["val/acc"]) / 2 ** 0.5)
+    assert chosen["margin"] == pytest.approx(means[chosen["hidden"]] - means[chosen["runner_up"]])
+    assert chosen["beats_spread"] == (chosen["margin"] > chosen["spread"]) and str(chosen["runner_up"]) in chosen["verdict"]
+    finals = {k: mlp.run_final(mlp.load_settings(params, k)) for k in seeds}
+    assert all(0.5 < f["test/acc"] <= 1.0 and f["sweep_run_id"] == chosen["sweep_run_id"] for f in finals.values())
+    final = seeds_stage.run("mlp/final", seeds)
+    assert final["test/acc"] == pytest.approx((finals[0]["test/acc"] + finals[1]["test/acc"]) / 2)
+    assert json.loads(Path("metrics/mlp/final.json").read_text())["test/acc_std"] == final["test/acc_std"]
 
     runs = {r.info.run_id: r for r in _runs()}
     parent = runs[chosen["sweep_run_id"]]
     children = [r for r in runs.values() if r.data.tags.get(tracking.PARENT_TAG) == parent.info.run_id]
-    assert sorted(int(r.data.params["hidden"]) for r in children) == [8, 16, 32]
-    final_run = runs[final["run_id"]]
+    assert sorted((int(r.data.params["hidden"]), int(r.data.params["seed"])) for r in children) == sorted(points)
+    # The final runs of both seeds side by side, children of the evaluation's parent run.
+    final_children = {r.data.params["seed"]: r for r in runs.values() if r.data.tags.get(tracking.PARENT_TAG) == final["run_id"]}
+    assert set(final_children) == {"0", "1"} and runs[final["run_id"]].data.metrics["test/acc"] == final["test/acc"]
+    final_run = final_children["0"]
     assert final_run.data.tags["sweep.run_id"] == parent.info.run_id
     # Where its floats came from, on the run and in the results file.
     assert final_run.data.tags["dvc.experiment"] == "exp-tiny" and final_run.data.tags["numerics.mode"] == "fast"
-    assert final["provenance"] == {k: final_run.data.tags[k] for k in final["provenance"]}
-    assert {"cpu.model", "cpu.aten_capability", "cpu.threads", "version.mkl", "version.onednn"} <= set(final["provenance"])
+    assert finals[0]["provenance"] == {k: final_run.data.tags[k] for k in finals[0]["provenance"]}
+    assert {"cpu.model", "cpu.aten_capability", "cpu.threads", "version.mkl", "version.onednn"} <= set(finals[0]["provenance"])
     assert "test/acc" in final_run.data.metrics and all(r.info.status == "FINISHED" for r in runs.values())
     # The retraining learns from the validation split too, so it has no validation metrics.
     assert final_run.data.params["data.train_splits"] == "train+val" and "val/acc" not in final_run.data.metrics
     assert children[0].data.params["data.train_splits"] == "train"
-    artifacts = {a.path for a in MlflowClient(tracking.tracking_uri()).list_artifacts(final["run_id"])}
-    assert {"final.json", "final.csv", "final.png", "final.pt"} <= artifacts
-    assert all(Path(f"checkpoints/mlp/{h}/last.ckpt").is_file() for h in (8, 16, 32))  # what a resume needs
+    artifacts = artifact_paths(MlflowClient(tracking.tracking_uri()), finals[0]["run_id"])
+    assert {"results/mlp/final/seed0.json", "plots/mlp/final/seed0.csv", "plots/mlp/figures/final/seed0.png",
+            "models/mlp/final/seed0.pt"} <= artifacts
+    assert all(Path(f"checkpoints/mlp/h{h}/seed{k}/last.ckpt").is_file() for h, k in points)  # what a resume needs
     history = MlflowClient(tracking.tracking_uri()).get_metric_history(children[0].info.run_id, "val/acc")
     assert [m.step for m in history] == [0, 1]
     assert json.loads(Path("results/mlp/select.json").read_text())["points"].keys() == {"8", "16", "32"}
+
+
+def test_a_seed_outside_the_seeds_is_refused(tiny_prepared: Path, isolated_workdir: Path):
+    with pytest.raises(ValueError, match=r"seed 3 is not in params seeds \[0\]"):
+        mlp.load_settings(write_params(isolated_workdir / "params.yaml", mlp=tiny_mlp_params()), 3)
+    with pytest.raises(ValueError, match="duplicate seeds"):
+        mlp.load_settings(write_params(isolated_workdir / "params.yaml", seeds=[1, 1], mlp=tiny_mlp_params()))
 
 
 @pytest.mark.slow
@@ -67,7 +91,7 @@ def test_same_params_and_seed_give_bit_identical_metrics(tiny_prepared: Path, is
     s = _settings(isolated_workdir)
     torch.manual_seed(1)  # two processes start from different global RNG states: the run's seed must decide
     first = mlp.run_point(s, 16)
-    Path("checkpoints/mlp/16/run.json").unlink()  # a forced rerun, not a resume
+    Path("checkpoints/mlp/h16/seed0/run.json").unlink()  # a forced rerun, not a resume
     torch.manual_seed(2)
     second = mlp.run_point(s, 16)
     varying = {"run_id", "train_time_s", "train_samples_per_s"}
@@ -81,9 +105,9 @@ def test_steps_per_call_changes_no_weight(tiny_prepared: Path, isolated_workdir:
     weights, curves = {}, {}
     for k in (1, 10):  # 12 steps an epoch: one call each, or calls of 10 and 2
         mlp.run_point(_settings(isolated_workdir, steps_per_call=k), 16)
-        weights[k] = torch.load("models/mlp/h16.pt", weights_only=True)
-        curves[k] = Path("plots/mlp/curves/h16.csv").read_text()
-        Path("checkpoints/mlp/16/run.json").unlink()  # a fresh run, not a resume
+        weights[k] = torch.load("models/mlp/h16/seed0.pt", weights_only=True)
+        curves[k] = Path("plots/mlp/curves/h16/seed0.csv").read_text()
+        Path("checkpoints/mlp/h16/seed0/run.json").unlink()  # a fresh run, not a resume
     assert weights[1].keys() == weights[10].keys()
     assert all(torch.equal(weights[1][name], weights[10][name]) for name in weights[1])
     assert curves[1] == curves[10]  # the epochs' losses and accuracies too

@@ -27,7 +27,7 @@ LEVELS = {
             "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2,-FMA,-AVX512F"},
 }
 STAGES = [["mlp", "--hidden", "16"], ["cnn", "--impl", "torch"], ["captioning", "--model", "lstm"]]
-RESULTS = ["results/mlp/points/h16.json", "results/cnn/torch.json", "results/captioning/lstm.json"]
+RESULTS = ["results/mlp/points/h16/seed0.json", "results/cnn/torch/seed0.json", "results/captioning/lstm/seed0.json"]
 # Each run's floats, and what the machine or the clock decide (not compared).
 UNCOMPARED = {"train_time_s", "train_samples_per_s", "provenance", "run_id"}
 

@@ -17,12 +17,15 @@ from hw4.config import ConfigError
 from hw4.outputs import write_csv, write_results
 from hw4.report import homework
 from hw4.report.inputs import MissingStageOutput, read_samples
-from hw4.stages import report
-from tests.conftest import write_params
+from hw4.seeds import per_seed
+from hw4.stages import mlp, mlp_select, report
+from hw4.stages import seeds as seeds_stage
+from tests.conftest import artifact_paths, tiny_mlp_params, write_params
 
 # A 1x1 PNG: the report embeds figures' bytes, it does not look at them.
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 SIZES = [8, 16, 150]
+SEEDS = [0, 1]
 IMPLS = ["torch", "scratch"]
 MODELS = ["rnn", "lstm", "blind"]
 MODES = ["finetune", "freeze"]
@@ -38,49 +41,69 @@ def _provenance(run_id: str, dataset: str = "fashion_mnist", standin: bool = Fal
     return {"run_id": run_id, "dataset": dataset, "standin": standin}
 
 
+def _seed(record: dict, seed: int) -> dict:
+    """One seed's record: each metric 0.001 below (seed 0) or above (seed 1) the mean wanted,
+    so the summary's mean is the record's number and its std 0.0014."""
+    shifted = {k: v + (2 * seed - 1) / 1000 if "/" in k else v for k, v in record.items()}
+    return shifted | {"seed": seed, "run_id": f"{record['run_id'][:31]}{seed}"}
+
+
 def write_fixture_outputs(run_ids: dict[str, str] | None = None) -> dict:
-    """Every file the report reads, as the stages write them; returns the metrics by stage."""
+    """Every file the report reads, as the stages write them: two seeds' records, summarised by
+    the real `mlp_select` and `seeds` stages (MLflow off: the ids are made up). Returns the
+    summaries by evaluation."""
     ids = {"cnn@torch": "c" * 32, **(run_ids or {})}
     written: dict[str, dict] = {}
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("HW4_TRACKING", "off")
+        _write_fixture_outputs(ids, written)
+    return written
 
-    def put(stage: str, path: str, data: dict) -> None:
-        written[stage] = data
-        write_results(Path(path), data)
 
-    put("gradcheck", "metrics/gradcheck.json", {
+def _write_fixture_outputs(ids: dict[str, str], written: dict[str, dict]) -> None:
+    _settings(Path.cwd())
+
+    def put(evaluation: str, record: dict) -> None:
+        for k in SEEDS:
+            write_results(per_seed(Path(f"metrics/{evaluation}.json"), k), _seed(record, k))
+        written[evaluation] = seeds_stage.run(evaluation, SEEDS) | {"run_id": record["run_id"]}
+        write_results(Path(f"metrics/{evaluation}.json"), written[evaluation])  # the parent's made-up id
+
+    write_results(Path("metrics/gradcheck.json"), {
         layer: {"passed": True, "gradcheck": True, "within_tolerance": True, "max_abs_err_out": 1.5e-6 * (i + 1), "max_abs_err_grad": 2.25e-6 * (i + 1)}
         for i, layer in enumerate(["linear", "relu", "conv2d", "maxpool2d"])
     } | {"run_id": "g" * 32})
     for i, h in enumerate(SIZES):
-        put(f"mlp@{h}", f"metrics/mlp/points/h{h}.json",
-            {"hidden": h, "val/acc": 0.8512 + i / 100, "val/acc_best": 0.8601 + i / 100, **_provenance(ids.get(f"mlp@{h}", f"{i}" * 32))})
-    put("mlp_select", "metrics/mlp/select.json", {"hidden": 150, "val/acc": 0.8712, "sweep_run_id": "s" * 32,
-                                                  "points": {str(h): 0.8512 + i / 100 for i, h in enumerate(SIZES)}, "dataset": "fashion_mnist", "standin": False})
-    put("mlp_final", "metrics/mlp/final.json", {"hidden": 150, "test/acc": 0.8623, **_provenance("f" * 32)})
+        for k in SEEDS:
+            write_results(mlp.point_metrics(h, k), _seed({"hidden": h, "val/acc": 0.8512 + i / 100, "val/acc_best": 0.8601 + i / 100,
+                                                          **_provenance(f"{i}" * 32)}, k))
+    written["mlp_select"] = mlp_select.run(mlp.load_settings(Path("params.yaml")), SEEDS)
+    put("mlp/final", {"hidden": 150, "test/acc": 0.8623, **_provenance("f" * 32)})
     for i, impl in enumerate(IMPLS):
-        put(f"cnn@{impl}", f"metrics/cnn/{impl}.json",
-            {"impl": impl, "test/acc": 0.9011 + i / 100, "train_time_s": 123.45 + i, "epochs": 3, **_provenance(ids.get(f"cnn@{impl}", "d" * 32))})
-        _png(f"plots/cnn/figures/{impl}.png")
+        put(f"cnn/{impl}", {"impl": impl, "test/acc": 0.9011 + i / 100, "train_time_s": 123.45 + i, "epochs": 3,
+                            **_provenance(ids.get(f"cnn@{impl}", "d" * 32))})
+        _png(f"plots/cnn/figures/{impl}/seed0.png")
     for i, model in enumerate(MODELS):
         scores = {f"val/bleu{n}": 0.5123 - n / 10 + i / 1000 for n in range(1, 5)} | {"val/cider": 0.4321 + i / 100}
-        put(f"captioning@{model}", f"metrics/captioning/{model}.json",
-            {"model": model, "train/loss": 2.3456, "val/loss": 2.5678, **scores, **_provenance(f"{model:x<32}", "coco2014-standin", True)})
-        write_csv(Path(f"plots/captioning/loss/{model}.csv"), [{"epoch": e, "train/loss": 3 - e / 2, "lr": 0.004, "val/loss": 3.1 - e / 3} for e in range(3)])
-        write_samples(Path(f"plots/captioning/samples/{model}.txt"), [
+        put(f"captioning/{model}", {"model": model, "train/loss": 2.3456, "val/loss": 2.5678, **scores,
+                                    **_provenance(f"{model:x<32}", "coco2014-standin", True)})
+        write_csv(Path(f"plots/captioning/loss/{model}/seed0.csv"),
+                  [{"epoch": e, "train/loss": 3 - e / 2, "lr": 0.004, "val/loss": 3.1 - e / 3} for e in range(3)])
+        write_samples(Path(f"plots/captioning/samples/{model}/seed0.txt"), [
             Sample("train", "train2014/a.jpg", f"a red circle {model} <END>", "<START> a red circle <END>"),
             Sample("val", "val2014/b.jpg", "a blue square <END>", "<START> a big blue square <END>"),
-        ], f"captioning@{model}: generated captions and their ground truth (GT)")
-        _png(f"plots/captioning/figures/{model}_samples.png")
+        ], f"captioning@{model}-0: generated captions and their ground truth (GT)")
+        _png(f"plots/captioning/figures/samples/{model}/seed0.png")
     for i, mode in enumerate(MODES):
-        put(f"transfer@{mode}", f"metrics/transfer/{mode}.json", {"mode": mode, "val/acc": 0.7123 + i / 10, "val/acc_best": 0.7345 + i / 10, "best_epoch": 2,
-                                                                  "epochs": 4, "weights": "random", **_provenance(f"{mode:t<32}", "hymenoptera", True)})
-        write_csv(Path(f"plots/transfer/{mode}.csv"), [{"epoch": e, "val/acc": 0.5 + e / 10, "standin": True} for e in range(4)])
-    return written
+        put(f"transfer/{mode}", {"mode": mode, "val/acc": 0.7123 + i / 10, "val/acc_best": 0.7345 + i / 10, "best_epoch": 2,
+                                 "epochs": 4, "weights": "random", **_provenance(f"{mode:t<32}", "hymenoptera", True)})
+        write_csv(Path(f"plots/transfer/curves/{mode}/seed0.csv"), [{"epoch": e, "val/acc": 0.5 + e / 10, "standin": True} for e in range(4)])
 
 
 def _settings(work: Path) -> report.Settings:
-    params = write_params(work / "params.yaml", profile="demo", report={"title": "HW4 test report"},
-                          cnn={"impls": IMPLS}, captioning={"models": MODELS}, transfer={"modes": MODES})
+    params = write_params(work / "params.yaml", profile="demo", report={"title": "HW4 test report"}, seeds=SEEDS,
+                          mlp=tiny_mlp_params(hidden_sizes=SIZES), cnn={"impls": IMPLS}, captioning={"models": MODELS},
+                          transfer={"modes": MODES})
     return report.load_settings(params)
 
 
@@ -110,7 +133,7 @@ def test_every_section_is_in_both_reports(isolated_workdir: Path, no_tracking: N
     for figure in ("mlp_sweep.png", "captioning_loss.png", "transfer_val_acc.png"):
         assert (report.FIGURES / figure).stat().st_size > 1000
         assert f"](figures/{figure})" in md
-    assert "](../plots/cnn/figures/torch.png)" in md
+    assert "](../plots/cnn/figures/torch/seed0.png)" in md  # the first seed's figures
 
 
 def test_numbers_equal_the_metrics_files_and_sit_beside_the_homeworks(isolated_workdir: Path, no_tracking: None):
@@ -121,26 +144,32 @@ def test_numbers_equal_the_metrics_files_and_sit_beside_the_homeworks(isolated_w
 
     assert _row(md, "`conv2d`")[2:5] == ["4.50e-06", "6.75e-06", "pass"]
     assert f"Device: unknown. MLflow run: `{'g' * 32}`." in md
-    assert _row(md, "16") == ["16", "0.8612", "—", "0.8701", "fashion_mnist", "unknown", f"`{'1' * 32}`"]
-    assert _row(md, "150")[:4] == ["150", "0.8712", "0.9810", "0.8801"]  # the homework's figure beside
+    # Means over the two seeds with their standard deviation; a point names both seeds' runs.
+    assert _row(md, "16") == ["16", "0.8612 ± 0.0014", "—", "0.8701 ± 0.0014", "fashion_mnist", "unknown",
+                              f"`{'1' * 31}0`, `{'1' * 31}1`"]
+    assert _row(md, "150")[:4] == ["150", "0.8712 ± 0.0014", "0.9810", "0.8801 ± 0.0014"]  # the homework's figure beside
     assert _row(md, "10")[:3] == ["10", "—", "0.9496"]  # a size only the homework tried
     assert _row(md, "hidden units chosen")[1:3] == ["150", "150"]
-    assert _row(md, "test accuracy, retrained")[1:4] == ["0.8623", "0.9767", "fashion_mnist"]
-    assert _row(md, "`scratch`")[:5] == ["`scratch`", "0.9111", "0.9795", "124.5 s (2.1 min)", "about 35 minutes"]
-    lstm = m["captioning@lstm"]
-    assert _row(md, "`lstm`")[1:6] == [f"{lstm[f'val/bleu{n}']:.4f}" for n in range(1, 5)] + [f"{lstm['val/cider']:.4f}"]
+    assert "150 units beat 16 by 0.0100 in mean val/acc, more than the seeds' spread (std 0.0014)" in md
+    assert _row(md, "test accuracy, retrained")[1:4] == ["0.8623 ± 0.0014", "0.9767", "fashion_mnist"]
+    assert _row(md, "`scratch`")[:5] == ["`scratch`", "0.9111 ± 0.0014", "0.9795", "124.5 s (2.1 min)", "about 35 minutes"]
+    lstm = m["captioning/lstm"]
+    assert _row(md, "`lstm`")[1:6] == [f"{lstm[k]:.4f} ± 0.0014" for k in (*(f"val/bleu{n}" for n in range(1, 5)), "val/cider")]
     assert _row(md, "`lstm`")[8] == "coco2014-standin (stand-in)"
-    assert _row(md, "`freeze`")[1:8] == ["0.8123", "0.9346", "0.8345 (epoch 2)", "0.954248", "4", "24", "random"]
+    assert _row(md, "`freeze`")[1:8] == ["0.8123 ± 0.0014", "0.9346", "0.8345 ± 0.0014 (epoch 2)", "0.954248", "4", "24", "random"]
+    assert "each number of a trained model is the mean ± standard deviation over them" in md
     assert "hymenoptera (stand-in)" in _row(md, "`freeze`")
     assert _row(md, "train")[1:] == ["`a red circle rnn <END>`", "`<START> a red circle <END>`"]  # a sample and its ground truth
     assert f"`{hw.captioning.samples[0].generated}`" in md
     assert "no BLEU or CIDEr-D" in md and "not expected to match" in md
 
     assert summary == json.loads(report.SUMMARY.read_text())
-    assert summary["mlp"] == {"hidden": 150, "val_acc": 0.8712, "test_acc": 0.8623}
-    assert summary["cnn"]["torch"]["test_acc"] == m["cnn@torch"]["test/acc"]
-    assert summary["captioning"]["blind"]["cider"] == m["captioning@blind"]["val/cider"]
-    assert summary["transfer"]["freeze"]["val_acc_best"] == m["transfer@freeze"]["val/acc_best"]
+    assert summary["mlp"] == {"hidden": 150, "beats_runner_up_by_more_than_spread": True,
+                              "val_acc": pytest.approx(0.8712), "val_acc_std": pytest.approx(2 ** 0.5 / 1000),
+                              "test_acc": pytest.approx(0.8623), "test_acc_std": pytest.approx(2 ** 0.5 / 1000)}
+    assert summary["cnn"]["torch"]["test_acc"] == m["cnn/torch"]["test/acc"]
+    assert summary["captioning"]["blind"]["cider_std"] == m["captioning/blind"]["val/cider_std"]
+    assert summary["transfer"]["freeze"]["val_acc_best"] == m["transfer/freeze"]["val/acc_best"]
     assert summary["gradcheck"] == {"layers_passed": 4, "layers": 4}
 
 
@@ -155,10 +184,10 @@ def test_the_html_is_self_contained(isolated_workdir: Path, no_tracking: None):
 
 
 @pytest.mark.parametrize("missing, stage", [
-    ("results/cnn/scratch.json", "cnn@scratch"),
-    ("plots/transfer/freeze.csv", "transfer@freeze"),
-    ("plots/captioning/samples/blind.txt", "captioning@blind"),
-    ("results/mlp/points/h16.json", "mlp@16"),
+    ("results/cnn/scratch.json", "cnn_seeds@scratch"),
+    ("plots/transfer/curves/freeze/seed0.csv", "transfer@freeze-0"),
+    ("plots/captioning/samples/blind/seed0.txt", "captioning@blind-0"),
+    ("results/mlp/final.json", "mlp_final_seeds"),
     ("results/gradcheck.json", "gradcheck"),
 ])
 def test_a_missing_output_names_the_file_and_its_stage(isolated_workdir: Path, no_tracking: None, missing: str, stage: str):
@@ -205,11 +234,11 @@ def test_the_mlflow_run_holds_the_reports_and_links_the_runs_it_summarises(isola
     c = MlflowClient(tracking.tracking_uri())
     (run,) = c.search_runs([c.get_experiment_by_name("report").experiment_id])
     tags = run.data.tags
-    assert tags["summarises.cnn.torch"] == cnn_run.run_id and tags["summarises.mlp_select"] == "s" * 32
-    assert tags["summarises.mlp.150"] == "2" * 32 and tags["summarises.gradcheck"] == "g" * 32
+    assert tags["summarises.cnn_seeds.torch"] == cnn_run.run_id and tags["summarises.cnn.torch-1"] == cnn_run.run_id[:31] + "1"
+    assert tags["summarises.mlp.150-0"] == "2" * 31 + "0" and tags["summarises.gradcheck"] == "g" * 32
     assert tags["data.standin"] == "true"
-    assert cnn_run.run_id in tags[report.NOTE_TAG] and "transfer@freeze" in tags[report.NOTE_TAG]
-    assert {a.path for a in c.list_artifacts(run.info.run_id)} == {"report.md", "report.html", "summary.json"}
+    assert cnn_run.run_id in tags[report.NOTE_TAG] and "transfer_seeds@freeze" in tags[report.NOTE_TAG]
+    assert artifact_paths(c, run.info.run_id) == {"reports/report.md", "reports/report.html", "reports/summary.json"}
     md = report.MARKDOWN.read_text()
     assert _row(md, "`torch`")[7] == tracking.device_description()  # read from the run's tag
     assert _row(md, "`scratch`")[7] == "unknown"  # a run this store does not hold

@@ -17,7 +17,7 @@ from hw4.models.resnet import resnet18_classifier
 from hw4.models.transfer_module import TransferClassifier, mode_callbacks
 from hw4.stages import transfer
 from hw4.training import TrainerSettings, build_trainer
-from tests.conftest import write_params
+from tests.conftest import artifact_paths, write_params
 from tests.unit.test_resnet_weights import save_named_by_hash
 
 CPU = TrainerSettings(accelerator="cpu", devices=1, progress_bar=False, numerics="fast")
@@ -111,7 +111,7 @@ def test_both_modes_on_the_standin(isolated_workdir: Path, monkeypatch: pytest.M
 
     results = {mode: transfer.run(s, mode) for mode in ("freeze", "finetune")}
 
-    best = {mode: torch.load(f"models/transfer/{mode}_best.pt", weights_only=True) for mode in results}
+    best = {mode: torch.load(f"models/transfer/{mode}_best/seed0.pt", weights_only=True) for mode in results}
     assert all(torch.equal(best["freeze"]["state_dict"][k], initial[k]) for k in backbone_keys(initial))
     assert not torch.equal(best["finetune"]["state_dict"]["conv1.weight"], initial["conv1.weight"])
     assert best["freeze"]["state_dict"]["fc.weight"].shape == (2, 512)
@@ -123,13 +123,14 @@ def test_both_modes_on_the_standin(isolated_workdir: Path, monkeypatch: pytest.M
     runs = client.search_runs([client.get_experiment_by_name("transfer").experiment_id])
     assert sorted(r.data.params["mode"] for r in runs) == ["finetune", "freeze"]
     for mode, metrics in results.items():
-        on_disk = json.loads(Path(f"results/transfer/{mode}.json").read_text())
+        on_disk = json.loads(Path(f"results/transfer/{mode}/seed0.json").read_text())
         assert on_disk == metrics and metrics["epochs"] == 2 and metrics["standin"] is True
         assert 0 <= metrics["val/acc"] <= metrics["val/acc_best"] <= 1 and metrics["weights"] == "imagenet"
         run = client.get_run(metrics["run_id"])
         assert run.data.metrics["val/acc_best"] == metrics["val/acc_best"] and "val/acc" in run.data.metrics
         assert run.data.params["data.train.skipped"] == "1" and run.data.tags["data.standin"] == "true"
         assert "STAND-IN" in run.info.run_name
-        assert Path(f"plots/transfer/{mode}.csv").read_text().startswith("epoch,train/loss,train/acc,val/loss,val/acc")
-        assert Path(f"plots/transfer/figures/{mode}.png").is_file()
-        assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {f"{mode}.json", f"{mode}.csv", f"{mode}_best.pt"}
+        assert Path(f"plots/transfer/curves/{mode}/seed0.csv").read_text().startswith("epoch,train/loss,train/acc,val/loss,val/acc")
+        assert Path(f"plots/transfer/figures/{mode}/seed0.png").is_file()
+        assert artifact_paths(client, run.info.run_id) >= {
+            f"results/transfer/{mode}/seed0.json", f"plots/transfer/curves/{mode}/seed0.csv", f"models/transfer/{mode}_best/seed0.pt"}

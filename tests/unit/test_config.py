@@ -62,8 +62,8 @@ def test_demo_profile_changes_data_only(tmp_path: Path, monkeypatch: pytest.Monk
     assert demo["mlp"]["hidden_sizes"] == real["mlp"]["hidden_sizes"]
 
 
-@pytest.mark.parametrize("seed", [None, True, "0"])
-def test_a_training_stage_needs_an_integer_seed(tmp_path: Path, seed):
-    params = write_params(tmp_path / "params.yaml", mlp=tiny_mlp_params(), seed=seed)
-    with pytest.raises(ConfigError, match="needs an integer seed"):
+@pytest.mark.parametrize("seeds", [None, 0, [], [True], ["0"]])
+def test_a_training_stage_needs_a_list_of_integer_seeds(tmp_path: Path, seeds):
+    params = write_params(tmp_path / "params.yaml", mlp=tiny_mlp_params(), seeds=seeds)
+    with pytest.raises(ConfigError, match="params 'seeds': list the evaluations' seeds as integers"):
         load_settings(params)

@@ -12,6 +12,12 @@ def acc(x: float | None) -> str:
     return NA if x is None else f"{x:.4f}"
 
 
+def score(summary: Mapping[str, Any], key: str) -> str:
+    """A summary's mean over seeds and its standard deviation (hw4.seeds); one seed has none."""
+    std = summary.get(f"{key}_std")
+    return acc(summary.get(key)) + ("" if std is None else f" ± {std:.4f}")
+
+
 def homework(x: float) -> str:
     """A homework figure as printed in the write-up: at least four decimals, never fewer
     than it gave (0.9810 stays 0.9810, 0.934641 stays 0.934641)."""

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 from hw4.outputs import record_path
 from hw4.report.homework import CaptionSample
+from hw4.seeds import per_seed
 from hw4.stages import captioning, cnn, gradcheck, mlp, transfer
 
 
@@ -43,6 +44,7 @@ class Members:
     cnn: list[str]  # cnn.impls
     captioning: list[str]  # captioning.models
     transfer: list[str]  # transfer.modes
+    seeds: list[int]  # seeds: the numbers are their mean and std, the figures the first one's
 
 
 @dataclass
@@ -67,6 +69,8 @@ class TransferRun:
 
 @dataclass
 class Inputs:
+    """Every number here but the gradient check's is a summary over seeds (hw4.seeds)."""
+
     gradcheck: dict[str, Any]  # layer -> its checks, and the run's id
     points: dict[int, dict[str, Any]]  # hidden units -> the sweep point's metrics
     selection: dict[str, Any]
@@ -81,12 +85,13 @@ class Inputs:
 
     def run_ids(self) -> dict[str, str | None]:
         """DVC stage -> the MLflow run that made its numbers (None where it made none)."""
-        ids = {"gradcheck": self.gradcheck.get("run_id")}
-        ids |= {f"mlp@{h}": p.get("run_id") for h, p in self.points.items()}
-        ids |= {"mlp_select": self.selection.get("sweep_run_id"), "mlp_final": self.final.get("run_id")}
-        ids |= {f"cnn@{k}": r.metrics.get("run_id") for k, r in self.cnn.items()}
-        ids |= {f"captioning@{k}": r.metrics.get("run_id") for k, r in self.captioning.items()}
-        ids |= {f"transfer@{k}": r.metrics.get("run_id") for k, r in self.transfer.items()}
+        ids = {"gradcheck": self.gradcheck.get("run_id"), "mlp_select": self.selection.get("sweep_run_id")}
+        for h, point in self.points.items():
+            ids |= _seed_runs(f"mlp@{h}-", point)
+        ids |= {"mlp_final_seeds": self.final.get("run_id")} | _seed_runs("mlp_final@", self.final)
+        for task, runs in (("cnn", self.cnn), ("captioning", self.captioning), ("transfer", self.transfer)):
+            for k, r in runs.items():
+                ids |= {f"{task}_seeds@{k}": r.metrics.get("run_id")} | _seed_runs(f"{task}@{k}-", r.metrics)
         return ids
 
     def standin(self) -> bool:
@@ -95,67 +100,70 @@ class Inputs:
         return any(bool(m.get("standin")) for m in metrics)
 
 
+def _seed_runs(stage_prefix: str, summary: dict[str, Any]) -> dict[str, str | None]:
+    """The seeds' own runs behind a summary: e.g. cnn@torch-0, cnn@torch-1."""
+    return {f"{stage_prefix}{k}": rid for k, rid in summary.get("run_ids", {}).items()}
+
+
 # The stages' full records (results/...), which carry run ids and data sets besides the numbers.
 GRADCHECK = record_path(gradcheck.METRICS)
-SELECTION = record_path(mlp.SELECTION)
+SELECTION = record_path(mlp.SELECTION)  # with every sweep point's summary over seeds
 FINAL = record_path(mlp.FINAL)
 
 
-def _point(hidden: int) -> Path:
-    return record_path(mlp.POINTS / f"h{hidden}.json")
+def _cnn_files(impl: str, seed: int) -> tuple[Path, Path]:
+    return record_path(cnn.METRICS / f"{impl}.json"), per_seed(cnn.FIGURES / f"{impl}.png", seed)
 
 
-def _cnn_files(impl: str) -> tuple[Path, Path]:
-    return record_path(cnn.METRICS / f"{impl}.json"), cnn.FIGURES / f"{impl}.png"
+def _transfer_files(mode: str, seed: int) -> tuple[Path, Path]:
+    return record_path(transfer.METRICS / f"{mode}.json"), per_seed(transfer.CURVES / f"{mode}.csv", seed)
 
 
-def _transfer_files(mode: str) -> tuple[Path, Path]:
-    return record_path(transfer.METRICS / f"{mode}.json"), transfer.CURVES / f"{mode}.csv"
+def _caption_files(model: str, seed: int) -> tuple[Path, ...]:
+    out = captioning.Outputs(model, seed)
+    return record_path(captioning.METRICS / f"{model}.json"), out.loss_csv, out.samples_txt, out.samples_png
 
 
-def _caption_files(model: str) -> tuple[Path, ...]:
-    out = captioning.Outputs(model)
-    return out.record, out.loss_csv, out.samples_txt, out.samples_png
-
-
-def needed_before_sweep(members: Members) -> list[Needed]:
-    """Every input but the sweep points, whose sizes the selection file lists."""
-    needed = [Needed(GRADCHECK, "gradcheck"), Needed(SELECTION, "mlp_select"), Needed(FINAL, "mlp_final")]
-    needed += [Needed(p, f"cnn@{k}") for k in members.cnn for p in _cnn_files(k)]
-    needed += [Needed(p, f"captioning@{k}") for k in members.captioning for p in _caption_files(k)]
-    needed += [Needed(p, f"transfer@{k}") for k in members.transfer for p in _transfer_files(k)]
+def needed(members: Members) -> list[Needed]:
+    """Every input: the summaries over seeds, and the first seed's curves and samples."""
+    first = members.seeds[0]
+    needed = [Needed(GRADCHECK, "gradcheck"), Needed(SELECTION, "mlp_select"), Needed(FINAL, "mlp_final_seeds")]
+    for task, names, files in (("cnn", members.cnn, _cnn_files), ("captioning", members.captioning, _caption_files),
+                               ("transfer", members.transfer, _transfer_files)):
+        for k in names:
+            summary, *figures = files(k, first)
+            needed += [Needed(summary, f"{task}_seeds@{k}"), *(Needed(p, f"{task}@{k}-{first}") for p in figures)]
     return needed
 
 
 def collect(members: Members) -> Inputs:
     """Read every stage output the report summarises; MissingStageOutput names what is absent."""
-    require(needed_before_sweep(members))
+    require(needed(members))
     selection = read_json(SELECTION)
-    sizes = sorted(int(h) for h in selection["points"])
-    require([Needed(_point(h), f"mlp@{h}") for h in sizes])
+    first = members.seeds[0]
     return Inputs(
         gradcheck=read_json(GRADCHECK),
-        points={h: read_json(_point(h)) for h in sizes},
+        points={int(h): p for h, p in selection["points"].items()},
         selection=selection,
         final=read_json(FINAL),
-        cnn={k: _read_cnn(k) for k in members.cnn},
-        captioning={k: _read_captioning(k) for k in members.captioning},
-        transfer={k: _read_transfer(k) for k in members.transfer},
+        cnn={k: _read_cnn(k, first) for k in members.cnn},
+        captioning={k: _read_captioning(k, first) for k in members.captioning},
+        transfer={k: _read_transfer(k, first) for k in members.transfer},
     )
 
 
-def _read_cnn(impl: str) -> CNNRun:
-    metrics, png = _cnn_files(impl)
+def _read_cnn(impl: str, seed: int) -> CNNRun:
+    metrics, png = _cnn_files(impl, seed)
     return CNNRun(read_json(metrics), png)
 
 
-def _read_captioning(model: str) -> CaptioningRun:
-    metrics, loss, samples, png = _caption_files(model)
+def _read_captioning(model: str, seed: int) -> CaptioningRun:
+    metrics, loss, samples, png = _caption_files(model, seed)
     return CaptioningRun(read_json(metrics), read_csv(loss), read_samples(samples), png)
 
 
-def _read_transfer(mode: str) -> TransferRun:
-    metrics, curve = _transfer_files(mode)
+def _read_transfer(mode: str, seed: int) -> TransferRun:
+    metrics, curve = _transfer_files(mode, seed)
     return TransferRun(read_json(metrics), read_csv(curve))
 
 

@@ -1,7 +1,9 @@
 """One section per problem of the homework: this project's numbers beside the write-up's.
 
 Every row that carries a number also says the data it came from (real or stand-in), the
-device its run trained on (the MLflow run's `device` tag) and the run id.
+device its run trained on (the MLflow run's `device` tag) and the run id. The numbers of
+trained models are means over seeds with their standard deviation (`cells.score`); the run
+is the parent of the seeds' runs.
 """
 
 from __future__ import annotations
@@ -32,8 +34,12 @@ class Context:
         return self.devices.get(run_id, "unknown") if run_id else "not tracked"
 
     def provenance(self, metrics: Mapping[str, Any], run_id: str | None = None) -> list[str]:
-        """The data, device and run cells of a row; `run_id` where the file names it otherwise."""
+        """The data, device and run cells of a row; `run_id` where the file names it otherwise.
+        A summary without a run of its own (a sweep point) names its seeds' runs."""
         run_id = run_id or metrics.get("run_id")
+        seed_runs = [r for r in metrics.get("run_ids", {}).values() if r]
+        if run_id is None and seed_runs:
+            return [cells.dataset(metrics), self.device(seed_runs[0]), ", ".join(map(cells.run, seed_runs))]
         return [cells.dataset(metrics), self.device(run_id), cells.run(run_id)]
 
 
@@ -69,16 +75,18 @@ def problem2(inputs: Inputs, ctx: Context) -> Section:
     sizes = sorted(set(inputs.points) | set(hw.val_acc))
     sweep = Table(["hidden units", "val acc (last epoch)", "homework val acc", "val acc (best epoch)", *PROVENANCE],
                   [_sweep_row(h, inputs.points.get(h), hw.val_acc.get(h), ctx) for h in sizes],
-                  caption=f"The sweep: `{SWEEP_METRIC}` of the last epoch chooses the size (ties go to the smaller net).")
+                  caption=f"The sweep: `{SWEEP_METRIC}` of the last epoch, averaged over seeds, chooses the size "
+                          "(ties go to the smaller net).")
     chosen = Table(["", "this project", "homework", *PROVENANCE], [
         ["hidden units chosen", str(sel["hidden"]), str(hw.chosen_hidden), *ctx.provenance(sel, sel.get("sweep_run_id"))],
-        ["its validation accuracy", cells.acc(sel["val/acc"]), cells.homework(hw.chosen_val_acc), *ctx.provenance(sel, sel.get("sweep_run_id"))],
-        ["test accuracy, retrained", cells.acc(final.get("test/acc")), cells.homework(hw.test_acc), *ctx.provenance(final)],
+        ["its validation accuracy", cells.score(sel, "val/acc"), cells.homework(hw.chosen_val_acc), *ctx.provenance(sel, sel.get("sweep_run_id"))],
+        ["test accuracy, retrained", cells.score(final, "test/acc"), cells.homework(hw.test_acc), *ctx.provenance(final)],
     ], caption="The chosen size, retrained on training + validation data and evaluated once on the test set (`mlp_final`).")
     return Section("Problem 2: the MLP's hidden-size sweep", [
         Text("One MLP per hidden size, trained on the training split and validated every epoch; "
              "the best size is retrained on training and validation data together and tested once."),
-        sweep, _sweep_figure(inputs, ctx), chosen, *comparability(final, hw.dataset),
+        sweep, _sweep_figure(inputs, ctx), Text(f"The choice against the seeds' spread: {sel['verdict']}."), chosen,
+        *comparability(final, hw.dataset),
     ])
 
 
@@ -86,7 +94,7 @@ def _sweep_row(hidden: int, point: Mapping[str, Any] | None, homework_acc: float
     theirs = NA if homework_acc is None else cells.homework(homework_acc)
     if point is None:  # a size only the homework tried
         return [str(hidden), NA, theirs, NA, NA, NA, NA]
-    return [str(hidden), cells.acc(point[SWEEP_METRIC]), theirs, cells.acc(point.get("val/acc_best")), *ctx.provenance(point)]
+    return [str(hidden), cells.score(point, SWEEP_METRIC), theirs, cells.score(point, "val/acc_best"), *ctx.provenance(point)]
 
 
 def _sweep_figure(inputs: Inputs, ctx: Context) -> Figure:
@@ -103,7 +111,7 @@ def _sweep_figure(inputs: Inputs, ctx: Context) -> Figure:
 def problem3(inputs: Inputs, ctx: Context) -> Section:
     hw = ctx.homework.cnn
     rows = [
-        [f"`{impl}`", cells.acc(r.metrics.get("test/acc")), cells.homework(hw.test_acc), cells.seconds(r.metrics.get("train_time_s")),
+        [f"`{impl}`", cells.score(r.metrics, "test/acc"), cells.homework(hw.test_acc), cells.seconds(r.metrics.get("train_time_s")),
          hw.train_time, str(r.metrics.get("epochs", NA)), *ctx.provenance(r.metrics)]
         for impl, r in inputs.cnn.items()
     ]
@@ -122,8 +130,8 @@ def problem3(inputs: Inputs, ctx: Context) -> Section:
 def problem4(inputs: Inputs, ctx: Context) -> Section:
     hw = ctx.homework.captioning
     rows = [
-        [_model_name(model), *(cells.acc(r.metrics.get(k)) for k in (*BLEU, "val/cider")),
-         cells.acc(r.metrics.get("train/loss")), cells.acc(r.metrics.get("val/loss")), *ctx.provenance(r.metrics)]
+        [_model_name(model), *(cells.score(r.metrics, k) for k in (*BLEU, "val/cider")),
+         cells.score(r.metrics, "train/loss"), cells.score(r.metrics, "val/loss"), *ctx.provenance(r.metrics)]
         for model, r in inputs.captioning.items()
     ]
     columns = ["model", "BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "CIDEr-D", "train loss", "val loss", *PROVENANCE]
@@ -171,8 +179,8 @@ def problem5(inputs: Inputs, ctx: Context) -> Section:
     for mode, r in inputs.transfer.items():
         m, theirs = r.metrics, hw.modes.get(mode)
         rows.append([
-            f"`{mode}`", cells.acc(m.get("val/acc")), cells.homework(theirs.final_val_acc) if theirs else NA,
-            f"{cells.acc(m.get('val/acc_best'))} (epoch {m.get('best_epoch', NA)})", cells.homework(theirs.best_val_acc) if theirs else NA,
+            f"`{mode}`", cells.score(m, "val/acc"), cells.homework(theirs.final_val_acc) if theirs else NA,
+            f"{cells.score(m, 'val/acc_best')} ({_best_epoch(m)})", cells.homework(theirs.best_val_acc) if theirs else NA,
             str(m.get("epochs", NA)), str(hw.epochs), str(m.get("weights", "unknown")), *ctx.provenance(m),
         ])
     columns = ["mode", "final val acc", "homework final", "best val acc", "homework best", "epochs", "homework epochs", "backbone", *PROVENANCE]
@@ -186,6 +194,13 @@ def problem5(inputs: Inputs, ctx: Context) -> Section:
         *(comparability(first.metrics, hw.dataset) if first else []),
         Figure(path, "Validation accuracy per epoch, both modes overlaid."),
     ])
+
+
+def _best_epoch(m: Mapping[str, Any]) -> str:
+    epoch = m.get("best_epoch")
+    if isinstance(epoch, float):  # a mean over seeds
+        return f"epoch {epoch:.1f} on average"
+    return f"epoch {NA if epoch is None else epoch}"
 
 
 def problems(inputs: Inputs, ctx: Context) -> list[Section]:

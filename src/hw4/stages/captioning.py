@@ -1,8 +1,9 @@
 """Problem 4: train one captioning model on the prepared COCO features and score it for real.
 
-    python -m hw4 captioning --model rnn     # rnn | lstm | blind (one DVC matrix item each)
+    python -m hw4 captioning --model rnn --seed 0   # rnn | lstm | blind, a seed of params `seeds`
 
-Each model is one MLflow run in experiment `captioning`. After training, the validation
+Each model and seed is one DVC matrix item (`captioning@rnn-0`) and one MLflow run in
+experiment `captioning`; `python -m hw4 seeds captioning/<model>` summarises the seeds. After training, the validation
 images are captioned (greedy or beam search) and scored with corpus BLEU-1..4 and CIDEr-D
 against all their references. `blind` is the `blind_cell` network trained and decoded with
 the image features zeroed: a language model that never sees the picture, the baseline the
@@ -28,6 +29,7 @@ from hw4.models.captioner import Captioner, CaptionerConfig, Cell
 from hw4.models.captioning_module import CaptioningModule
 from hw4.models.tracked_module import OptimSettings
 from hw4.outputs import plot_curves, record_path, write_csv, write_results
+from hw4.seeds import add_seed_argument, per_seed
 from hw4.tracking import ResumeState, StageRun, params_hash
 from hw4.training import TrainerSettings, build_trainer, trainer_and_seed
 
@@ -78,20 +80,27 @@ class Settings:
     seed: int
 
 
-def load_settings(params_path: Path) -> Settings:
+def load_settings(params_path: Path, seed: int | None = None) -> Settings:
     params = load_params(params_path)
-    return Settings(section(params, "captioning", CaptioningSettings), *trainer_and_seed(params))
+    return Settings(section(params, "captioning", CaptioningSettings), *trainer_and_seed(params, seed))
+
+
+METRICS = Path("metrics/captioning")  # <model>.json: the seeds' summary (stage captioning_seeds@<model>)
 
 
 @dataclass
 class Outputs:
-    """Where one model's files go."""
+    """Where one model's files go under one seed."""
 
     model: str
+    seed: int
+
+    def _path(self, folder: str, suffix: str) -> Path:
+        return per_seed(Path(folder) / f"{self.model}{suffix}", self.seed)
 
     @property
     def metrics(self) -> Path:
-        return Path("metrics/captioning") / f"{self.model}.json"
+        return per_seed(METRICS / f"{self.model}.json", self.seed)
 
     @property
     def record(self) -> Path:
@@ -99,27 +108,27 @@ class Outputs:
 
     @property
     def loss_csv(self) -> Path:
-        return Path("plots/captioning/loss") / f"{self.model}.csv"
+        return self._path("plots/captioning/loss", ".csv")
 
     @property
     def loss_png(self) -> Path:
-        return Path("plots/captioning/figures") / f"{self.model}_loss.png"
+        return self._path("plots/captioning/figures/loss", ".png")
 
     @property
     def samples_txt(self) -> Path:
-        return Path("plots/captioning/samples") / f"{self.model}.txt"
+        return self._path("plots/captioning/samples", ".txt")
 
     @property
     def samples_png(self) -> Path:
-        return Path("plots/captioning/figures") / f"{self.model}_samples.png"
+        return self._path("plots/captioning/figures/samples", ".png")
 
     @property
     def weights(self) -> Path:
-        return Path("models/captioning") / f"{self.model}.pt"
+        return self._path("models/captioning", ".pt")
 
     @property
     def checkpoints(self) -> Path:
-        return Path("checkpoints/captioning") / self.model
+        return self._path("checkpoints/captioning", "")
 
 
 def cell_of(s: CaptioningSettings, model: str) -> tuple[Cell, bool]:
@@ -149,11 +158,12 @@ def run(s: Settings, model: str, data_dir: Path = DATA_DIR) -> dict[str, Any]:
     standin = bool(data.meta.get("standin", False))
     cell, blind = cell_of(c, model)
     params = run_params(s, model, data.meta)
-    out = Outputs(model)
+    out = Outputs(model, s.seed)
     resume = ResumeState(out.checkpoints)
     ckpt_path = resume.checkpoint_to_resume(params_hash(params))
     data_files = [Path(data_dir) / CAPTIONS_FILE, *(Path(data_dir) / f for f in PREPARED_FEATURE_FILES.values())]
-    with StageRun(EXPERIMENT, f"captioning@{model}", params, data_files, standin, resume, run_name=model) as run:
+    stage = f"captioning@{model}-{s.seed}"
+    with StageRun(EXPERIMENT, stage, params, data_files, standin, resume, run_name=f"{model} (seed {s.seed})") as run:
         module = CaptioningModule(build_net(c, data, cell), c.optim, blind=blind)
         trainer = build_trainer(s.trainer, run, c.epochs, checkpoint_dir=out.checkpoints)
         start = time.perf_counter()
@@ -161,17 +171,17 @@ def run(s: Settings, model: str, data_dir: Path = DATA_DIR) -> dict[str, Any]:
         train_time = time.perf_counter() - start
         if not trainer.is_global_zero:
             return {}  # rank 0 scores, writes and logs
-        scores = evaluate(s, module, data, trainer.strategy.root_device, out, model)
+        scores = evaluate(s, module, data, trainer.strategy.root_device, out, stage)
         run.log_metrics(scores | {"train_time_s": train_time})
         last_epoch = {k: v for k, v in module.history[-1].items() if k != "epoch"} if module.history else {}
         metrics = last_epoch | scores | {
-            "model": model, "cell": cell, "blind": blind, "epochs": trainer.current_epoch,
+            "model": model, "seed": s.seed, "cell": cell, "blind": blind, "epochs": trainer.current_epoch,
             "train_time_s": round(train_time, 2), "train_captions": len(data.data.captions["train"]),
             "run_id": run.run_id, "dataset": data.meta.get("dataset", "unknown"), "standin": standin,
             "backbone": data.meta.get("backbone"), "weights": data.meta.get("weights"),
             "provenance": run.provenance,
         }
-        write_outputs(run, module, metrics, out, model)
+        write_outputs(run, module, metrics, out, stage)
         return metrics
 
 
@@ -180,23 +190,23 @@ def build_net(c: CaptioningSettings, data: CocoCaptions, cell: Cell) -> Captione
     return Captioner(CaptionerConfig(len(v), data.feature_dim, v.null, v.start, v.end, cell, c.wordvec_dim, c.hidden_dim))
 
 
-def evaluate(s: Settings, module: CaptioningModule, data: CocoCaptions, device: torch.device, out: Outputs, model: str) -> dict[str, Any]:
+def evaluate(s: Settings, module: CaptioningModule, data: CocoCaptions, device: torch.device, out: Outputs, stage: str) -> dict[str, Any]:
     """Validation BLEU/CIDEr-D, and the sample captions of train and val images (text and grid)."""
     c = s.captioning
     how = ev.Decoding(c.decoding.max_length, c.decoding.beam_width, c.eval_batch_size, device)
     scores = ev.score_split(module, data.data, "val", how, c.eval_images, s.seed)
     items = [x for split in ("train", "val") for x in ev.samples(module, data.data, split, c.samples, how, s.seed)]
-    title = f"captioning@{model}: generated captions and their ground truth (GT)"
+    title = f"{stage}: generated captions and their ground truth (GT)"
     ev.write_samples(out.samples_txt, items, title)
     ev.plot_samples(out.samples_png, items, data.meta.get("image_dir"), title)
     return scores
 
 
-def write_outputs(run: StageRun, module: CaptioningModule, metrics: dict[str, Any], out: Outputs, model: str) -> None:
+def write_outputs(run: StageRun, module: CaptioningModule, metrics: dict[str, Any], out: Outputs, stage: str) -> None:
     written = write_results(out.metrics, metrics)
     write_csv(out.loss_csv, module.history)
     png = plot_curves(out.loss_png, module.history, "epoch", {"loss per caption": ["train/loss", "val/loss"]},
-                      title=f"captioning@{model}: training loss")
+                      title=f"{stage}: training loss")
     out.weights.parent.mkdir(parents=True, exist_ok=True)
     torch.save(module.net.state_dict(), out.weights)
     for path in (*written, out.loss_csv, png, out.samples_txt, out.samples_png, out.weights):
@@ -207,6 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hw4 captioning", description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--model", required=True, choices=MODELS)
+    add_seed_argument(parser)
     args = parser.parse_args(argv)
-    metrics = run(load_settings(args.params), args.model)
+    metrics = run(load_settings(args.params, args.seed), args.model)
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items() if "/" in k})

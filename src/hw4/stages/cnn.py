@@ -2,9 +2,11 @@
 
     python -m hw4 cnn --impl torch      # torch.nn layers
     python -m hw4 cnn --impl scratch    # the hand-derived backward passes of hw4.layers
+    python -m hw4 cnn --impl torch --seed 1   # one of params `seeds` (DVC: stage cnn@torch-1)
 
 Both train through the same code with the same settings, so their MLflow runs compare
-directly (experiment `cnn`, param `impl`).
+directly (experiment `cnn`, params `impl` and `seed`); `python -m hw4 seeds cnn/<impl>`
+summarises an implementation's seeds.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from hw4.config import ConfigError, flatten, load_params, section
 from hw4.models.classifier import Augment
 from hw4.models.tracked_module import OptimSettings
 from hw4.models.cnn import CNN, CNNConfig, Impl
+from hw4.seeds import add_seed_argument, per_seed
 from hw4.tracking import is_global_rank_zero
 from hw4.training import TrainerSettings, trainer_and_seed
 
 EXPERIMENT = "cnn"
 DATA = Path("data/prepared/mnist_family.pt")
-METRICS = Path("metrics/cnn")  # <impl>.json; the full record in results/cnn
-FIGURES = Path("plots/cnn/figures")  # <impl>.png, the learning curves
+METRICS = Path("metrics/cnn")  # <impl>/seed<k>.json; the full record in results/cnn
+FIGURES = Path("plots/cnn/figures")  # <impl>/seed<k>.png, the learning curves
 
 
 @dataclass
@@ -55,9 +58,9 @@ class Settings:
     seed: int
 
 
-def load_settings(params_path: Path) -> Settings:
+def load_settings(params_path: Path, seed: int | None = None) -> Settings:
     params = load_params(params_path)
-    return Settings(section(params, "cnn", CNNSettings), *trainer_and_seed(params))
+    return Settings(section(params, "cnn", CNNSettings), *trainer_and_seed(params, seed))
 
 
 def run(s: Settings, impl: Impl) -> dict[str, Any]:
@@ -66,7 +69,7 @@ def run(s: Settings, impl: Impl) -> dict[str, Any]:
     cnn = {k: v for k, v in asdict(s.cnn).items() if k != "impls"}
     job = ClassifierJob(
         experiment=EXPERIMENT,
-        stage=f"cnn@{impl}",
+        stage=f"cnn@{impl}-{s.seed}",
         build_net=partial(CNN, s.cnn.arch, impl=impl),
         params=flatten({"impl": impl, "seed": s.seed, "cnn": cnn, "trainer": asdict(s.trainer)}),
         data_path=DATA,
@@ -76,11 +79,11 @@ def run(s: Settings, impl: Impl) -> dict[str, Any]:
         batch_size=s.cnn.batch_size,
         eval_batch_size=s.cnn.eval_batch_size,
         seed=s.seed,
-        checkpoint_dir=Path("checkpoints/cnn") / impl,
-        curve_csv=Path("plots/cnn/curves") / f"{impl}.csv",
-        curve_png=FIGURES / f"{impl}.png",
-        weights_path=Path("models/cnn") / f"{impl}.pt",
-        metrics_path=METRICS / f"{impl}.json",
+        checkpoint_dir=per_seed(Path("checkpoints/cnn") / impl, s.seed),
+        curve_csv=per_seed(Path("plots/cnn/curves") / f"{impl}.csv", s.seed),
+        curve_png=per_seed(FIGURES / f"{impl}.png", s.seed),
+        weights_path=per_seed(Path("models/cnn") / f"{impl}.pt", s.seed),
+        metrics_path=per_seed(METRICS / f"{impl}.json", s.seed),
         extra_metrics={"impl": impl},
         test=True,
         augment=s.cnn.augment,
@@ -92,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hw4 cnn")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--impl", choices=["torch", "scratch"], required=True)
+    add_seed_argument(parser)
     args = parser.parse_args(argv)
-    metrics = run(load_settings(args.params), args.impl)
+    metrics = run(load_settings(args.params, args.seed), args.impl)
     if is_global_rank_zero():
         print({k: v for k, v in metrics.items() if "/" in k or k == "train_time_s"})

@@ -1,8 +1,11 @@
 """Problem 2: one point of the MLP hidden-size sweep, the selection, and the final run.
 
-    python -m hw4 mlp --hidden 150     # train on train, validate every epoch
-    python -m hw4 mlp_select           # pick the best point from the points' metrics files
-    python -m hw4 mlp_final            # retrain the chosen size on train + val, evaluate once on test
+    python -m hw4 mlp --hidden 150 --seed 0   # train on train, validate every epoch
+    python -m hw4 mlp_select                  # pick the best size from the points' results files
+    python -m hw4 mlp_final --seed 0          # retrain the chosen size on train + val, test once
+
+Each point and the final run repeat once per seed of params `seeds` (DVC: `mlp@150-0`,
+`mlp_final@0`); `--seed` defaults to the first.
 """
 
 from __future__ import annotations
@@ -18,14 +21,15 @@ from hw4.config import ConfigError, flatten, load_params, section
 from hw4.models.mlp import MLP, Impl, MLPConfig
 from hw4.models.tracked_module import OptimSettings
 from hw4.outputs import read_json, record_path
+from hw4.seeds import add_seed_argument, per_seed
 from hw4.tracking import is_global_rank_zero
 from hw4.training import TrainerSettings, trainer_and_seed
 
 EXPERIMENT = "mlp"
 DATA = Path("data/prepared/mnist_family.pt")
-POINTS = Path("metrics/mlp/points")
+POINTS = Path("metrics/mlp/points")  # h<hidden>/seed<k>.json
 SELECTION = Path("metrics/mlp/select.json")
-FINAL = Path("metrics/mlp/final.json")
+FINAL = Path("metrics/mlp/final.json")  # the seeds' summary (stage mlp_final_seeds); final/seed<k>.json each seed
 # Optimiser steps per Lightning training_step: a small MLP's step is shorter than Lightning's
 # loop around it, which 10 steps share (benchmarks/bench_lightning.py). The weights are the same.
 STEPS_PER_CALL = 10
@@ -62,9 +66,9 @@ class Settings:
     seed: int
 
 
-def load_settings(params_path: Path) -> Settings:
+def load_settings(params_path: Path, seed: int | None = None) -> Settings:
     params = load_params(params_path)
-    return Settings(section(params, "mlp", MLPSettings), *trainer_and_seed(params))
+    return Settings(section(params, "mlp", MLPSettings), *trainer_and_seed(params, seed))
 
 
 def _point_params(s: Settings, hidden: int) -> dict[str, Any]:
@@ -73,7 +77,13 @@ def _point_params(s: Settings, hidden: int) -> dict[str, Any]:
     return flatten({"hidden": hidden, "seed": s.seed, "mlp": mlp, "trainer": asdict(s.trainer)})
 
 
-def _job(s: Settings, hidden: int, stage: str, out: Path, test: bool, tags: dict[str, str]) -> ClassifierJob:
+def point_metrics(hidden: int, seed: int) -> Path:
+    return per_seed(POINTS / f"h{hidden}.json", seed)
+
+
+def _job(s: Settings, hidden: int, name: str, stage: str, test: bool, tags: dict[str, str]) -> ClassifierJob:
+    """The run of `hidden` units under seed `s.seed`; `name` is h<hidden> (a point) or final."""
+    metrics = point_metrics(hidden, s.seed) if name != "final" else per_seed(FINAL, s.seed)
     return ClassifierJob(
         experiment=EXPERIMENT,
         stage=stage,
@@ -87,11 +97,11 @@ def _job(s: Settings, hidden: int, stage: str, out: Path, test: bool, tags: dict
         eval_batch_size=s.mlp.eval_batch_size,
         steps_per_call=s.mlp.steps_per_call,
         seed=s.seed,
-        checkpoint_dir=Path("checkpoints") / stage.replace("@", "/"),
-        curve_csv=Path("plots/mlp/curves") / f"{out.stem}.csv",
-        curve_png=Path("plots/mlp/figures") / f"{out.stem}.png",
-        weights_path=Path("models/mlp") / f"{out.stem}.pt",
-        metrics_path=out,
+        checkpoint_dir=per_seed(Path("checkpoints/mlp") / name, s.seed),
+        curve_csv=per_seed(Path("plots/mlp/curves") / f"{name}.csv", s.seed),
+        curve_png=per_seed(Path("plots/mlp/figures") / f"{name}.png", s.seed),
+        weights_path=per_seed(Path("models/mlp") / f"{name}.pt", s.seed),
+        metrics_path=metrics,
         extra_metrics={"hidden": hidden},
         test=test,
         tags=tags,
@@ -101,8 +111,8 @@ def _job(s: Settings, hidden: int, stage: str, out: Path, test: bool, tags: dict
 def run_point(s: Settings, hidden: int) -> dict[str, Any]:
     if hidden not in s.mlp.hidden_sizes:
         raise ConfigError(f"hidden size {hidden} is not in params mlp.hidden_sizes {s.mlp.hidden_sizes}")
-    out = POINTS / f"h{hidden}.json"
-    return train_classifier(_job(s, hidden, f"mlp@{hidden}", out, test=False, tags={"sweep.role": "point"})).metrics
+    job = _job(s, hidden, f"h{hidden}", f"mlp@{hidden}-{s.seed}", test=False, tags={"sweep.role": "point"})
+    return train_classifier(job).metrics
 
 
 def run_final(s: Settings) -> dict[str, Any]:
@@ -110,9 +120,10 @@ def run_final(s: Settings) -> dict[str, Any]:
     tags = {"sweep.role": "final", "sweep.run_id": str(chosen["sweep_run_id"])}
     hidden = int(chosen["hidden"])
     job = replace(
-        _job(s, hidden, "mlp_final", FINAL, test=True, tags=tags),
+        _job(s, hidden, "final", f"mlp_final@{s.seed}", test=True, tags=tags),
         train_on_val=True,  # the validation split has chosen the size; the retraining learns from it too
-        curve_csv=Path("plots/mlp/final.csv"),  # no validation curve, which plots/mlp/curves draws
+        # No validation curve, which plots/mlp/curves draws.
+        curve_csv=per_seed(Path("plots/mlp/final.csv"), s.seed),
         extra_metrics={"hidden": hidden, "sweep_run_id": chosen["sweep_run_id"], "val_acc_selected": chosen["val/acc"]},
     )
     return train_classifier(job).metrics
@@ -123,8 +134,9 @@ def main(argv: list[str] | None = None, final: bool = False) -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     if not final:
         parser.add_argument("--hidden", type=int, required=True, help="hidden units of this sweep point")
+    add_seed_argument(parser)
     args = parser.parse_args(argv)
-    settings = load_settings(args.params)
+    settings = load_settings(args.params, args.seed)
     metrics = run_final(settings) if final else run_point(settings, args.hidden)
     if is_global_rank_zero():
         print({k: v for k, v in metrics.items() if "/" in k})

@@ -1,8 +1,12 @@
 """Problem 2: choose the hidden size from the sweep points' results files (not MLflow).
 
-The sweep's MLflow parent run is made here, after its points, and adopts their runs as
-nested children: the points run as separate DVC stages (and may be rerun one by one), so
-only this stage knows the sweep's final membership.
+The homework's rule: the highest validation accuracy, here averaged over the seeds. With
+several seeds the stage also says whether the chosen size beats the runner-up by more than
+the seeds' spread, that is whether another set of seeds would likely choose it again.
+
+The sweep's MLflow parent run is made here, after its points, and adopts their runs (every
+size, every seed) as nested children: the points run as separate DVC stages (and may be
+rerun one by one), so only this stage knows the sweep's final membership.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from hw4.config import flatten
+from hw4.config import flatten, load_params
 from hw4.outputs import plot_curves, read_json, record_path, write_csv, write_results
-from hw4.stages.mlp import DATA, EXPERIMENT, POINTS, SELECTION, Settings, load_settings
+from hw4.seeds import seeds_of, summarise
+from hw4.stages.mlp import DATA, EXPERIMENT, SELECTION, Settings, load_settings, point_metrics
 from hw4.tracking import StageRun, adopt_children
 
 SWEEP_CSV = Path("plots/mlp/sweep.csv")
@@ -29,40 +34,76 @@ def select_best(scores: dict[int, float]) -> int:
     return max(sorted(scores), key=lambda h: scores[h])
 
 
-def read_points(sizes: list[int]) -> dict[int, dict[str, Any]]:
-    return {h: read_json(record_path(POINTS / f"h{h}.json"), "mlp_select") for h in sizes}
+def read_points(sizes: list[int], seeds: list[int]) -> dict[int, dict[str, Any]]:
+    """Each size's seeds summarised (hw4.seeds.summarise): mean, std and per-seed values."""
+    return {h: summarise({k: read_json(record_path(point_metrics(h, k)), "mlp_select") for k in seeds}) for h in sizes}
 
 
-def run(s: Settings) -> dict[str, Any]:
-    points = read_points(s.mlp.hidden_sizes)
+def significance(points: dict[int, dict[str, Any]], best: int) -> dict[str, Any]:
+    """Whether `best` beats the runner-up by more than the seeds' spread (the larger of the
+    two sizes' standard deviations over seeds): if not, other seeds may well choose otherwise."""
+    if len(points) < 2:
+        return {"runner_up": None, "margin": None, "spread": None, "beats_spread": None,
+                "verdict": f"{best} units: the only size in the sweep"}
+    runner_up = select_best({h: p[METRIC] for h, p in points.items() if h != best})
+    margin = points[best][METRIC] - points[runner_up][METRIC]
+    stds = [points[h][f"{METRIC}_std"] for h in (best, runner_up)]
+    if None in stds:
+        spread, beats, how = None, None, "one seed, so no spread was measured"
+    else:
+        spread = max(stds)
+        beats = margin > spread
+        how = f"{'more' if beats else 'less'} than the seeds' spread (std {spread:.4f})"
+    return {"runner_up": runner_up, "margin": margin, "spread": spread, "beats_spread": beats,
+            "verdict": f"{best} units beat {runner_up} by {margin:.4f} in mean {METRIC}, {how}"}
+
+
+def run(s: Settings, seeds: list[int]) -> dict[str, Any]:
+    points = read_points(s.mlp.hidden_sizes, seeds)
     scores = {h: float(p[METRIC]) for h, p in points.items()}
     best = select_best(scores)
-    rows = [{"hidden": h, "val_acc": scores[h], "val_acc_best": points[h]["val/acc_best"]} for h in sorted(scores)]
+    rows = [_sweep_row(h, points[h]) for h in sorted(points)]
     write_csv(SWEEP_CSV, rows)
-    png = plot_curves(SWEEP_PNG, rows, "hidden", {"validation accuracy": ["val_acc", "val_acc_best"]}, "MLP sweep")
+    curves = ["val_acc", "val_acc_best"] + (["val_acc_minus_std", "val_acc_plus_std"] if len(seeds) > 1 else [])
+    png = plot_curves(SWEEP_PNG, rows, "hidden", {"validation accuracy": curves}, f"MLP sweep ({len(seeds)} seeds)")
     standin = any(p.get("standin") for p in points.values())
-    params = flatten({"hidden_sizes": s.mlp.hidden_sizes, "selection_metric": METRIC, "mlp": asdict(s.mlp.optim)})
+    params = flatten({"hidden_sizes": s.mlp.hidden_sizes, "seeds": seeds, "selection_metric": METRIC,
+                      "mlp": asdict(s.mlp.optim)})
     with StageRun(EXPERIMENT, "mlp_select", params, [DATA], standin, run_name="sweep", tags={"sweep.role": "parent"}) as run:
         if run.active:
-            adopt_children(run.run_id, [p["run_id"] for p in points.values() if p.get("run_id")])
+            adopt_children(run.run_id, [i for p in points.values() for i in p["run_ids"].values() if i])
+        verdict = significance(points, best)
         result = {
             "hidden": best,
             METRIC: scores[best],
+            f"{METRIC}_std": points[best][f"{METRIC}_std"],
+            "seeds": seeds,
+            **verdict,
             "sweep_run_id": run.run_id,
-            "points": {str(h): scores[h] for h in sorted(scores)},
+            "points": {str(h): points[h] for h in sorted(points)},
             "dataset": points[best].get("dataset"),
             "standin": standin,
         }
         written = write_results(SELECTION, result)
-        run.log_metrics({"best_hidden": best, "best_val_acc": scores[best]})
+        run.log_metrics({"best_hidden": best, "best_val_acc": scores[best],
+                         **{k: verdict[k] for k in ("margin", "spread") if verdict[k] is not None}})
+        run.set_tags({"sweep.verdict": verdict["verdict"]})
         for path in (*written, SWEEP_CSV, png):
             run.log_artifact(path)
     return result
+
+
+def _sweep_row(hidden: int, point: dict[str, Any]) -> dict[str, Any]:
+    mean, std = point[METRIC], point[f"{METRIC}_std"]
+    row = {"hidden": hidden, "val_acc": mean, "val_acc_std": std, "val_acc_best": point["val/acc_best"]}
+    if std is not None:
+        row |= {"val_acc_minus_std": mean - std, "val_acc_plus_std": mean + std}
+    return row
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hw4 mlp_select")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
-    result = run(load_settings(args.params))
-    print(f"chosen hidden size {result['hidden']} ({METRIC} {result[METRIC]:.4f})")
+    result = run(load_settings(args.params), seeds_of(load_params(args.params)))
+    print(f"chosen hidden size {result['hidden']} ({METRIC} {result[METRIC]:.4f}): {result['verdict']}")

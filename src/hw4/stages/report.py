@@ -30,6 +30,7 @@ from hw4.report.document import Document, Section, Table, Text
 from hw4.report.inputs import Inputs, Members, MissingStageOutput, collect
 from hw4.report.render import to_html, to_markdown
 from hw4.report.sections import Context, problems
+from hw4.seeds import seeds_of
 from hw4.tracking import StageRun, provenance_tags, run_tags
 
 EXPERIMENT = "report"
@@ -64,7 +65,8 @@ def load_settings(params_path: Path) -> Settings:
     profile = params.get("profile")
     if not isinstance(profile, str):
         raise ConfigError(f"{params_path}: missing string key 'profile' (the report names the profile it summarises)")
-    members = Members(_matrix(params, "cnn.impls"), _matrix(params, "captioning.models"), _matrix(params, "transfer.modes"))
+    members = Members(_matrix(params, "cnn.impls"), _matrix(params, "captioning.models"), _matrix(params, "transfer.modes"),
+                      seeds_of(params))
     return Settings(section(params, "report", ReportSettings), profile, members)
 
 
@@ -120,6 +122,9 @@ def header(s: Settings, inputs: Inputs, run_id: str | None, homework_source: str
     rows = [
         ["git commit", f"`{commit}`"],
         ["params profile", f"`{s.profile}`"],
+        ["seeds", f"{', '.join(map(str, s.members.seeds))}: " + (
+            "each number of a trained model is the mean ± standard deviation over them; figures and samples are "
+            f"seed {s.members.seeds[0]}'s" if len(s.members.seeds) > 1 else "one seed, so no spread is given")],
         ["machine", machine],
         ["libraries", versions],
         ["generated", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")],
@@ -136,13 +141,20 @@ def header(s: Settings, inputs: Inputs, run_id: str | None, homework_source: str
 
 def headline(inputs: Inputs) -> dict[str, Any]:
     """The numbers the homework reported, one per problem and run (DVC flattens the nesting)."""
+    sel, final = inputs.selection, inputs.final
     return {
         "gradcheck": {"layers_passed": sum(bool(r["passed"]) for r in inputs.layers().values()), "layers": len(inputs.layers())},
-        "mlp": {"hidden": inputs.selection["hidden"], "val_acc": inputs.selection["val/acc"], "test_acc": inputs.final.get("test/acc")},
-        "cnn": {k: {"test_acc": r.metrics.get("test/acc"), "train_time_s": r.metrics.get("train_time_s")} for k, r in inputs.cnn.items()},
-        "captioning": {k: {"bleu4": r.metrics.get("val/bleu4"), "cider": r.metrics.get("val/cider")} for k, r in inputs.captioning.items()},
-        "transfer": {k: {"val_acc": r.metrics.get("val/acc"), "val_acc_best": r.metrics.get("val/acc_best")} for k, r in inputs.transfer.items()},
+        "mlp": {"hidden": sel["hidden"], "beats_runner_up_by_more_than_spread": sel.get("beats_spread"),
+                **_mean_std(sel, val_acc="val/acc"), **_mean_std(final, test_acc="test/acc")},
+        "cnn": {k: _mean_std(r.metrics, test_acc="test/acc", train_time_s="train_time_s") for k, r in inputs.cnn.items()},
+        "captioning": {k: _mean_std(r.metrics, bleu4="val/bleu4", cider="val/cider") for k, r in inputs.captioning.items()},
+        "transfer": {k: _mean_std(r.metrics, val_acc="val/acc", val_acc_best="val/acc_best") for k, r in inputs.transfer.items()},
     }
+
+
+def _mean_std(summary: dict[str, Any], **names: str) -> dict[str, Any]:
+    """name -> the summary's mean of key, and name_std -> its standard deviation over seeds."""
+    return {k: v for name, key in names.items() for k, v in ((name, summary.get(key)), (f"{name}_std", summary.get(f"{key}_std")))}
 
 
 def note(s: Settings, run_ids: dict[str, str | None]) -> str:

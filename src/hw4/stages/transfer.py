@@ -3,7 +3,9 @@
     python -m hw4 transfer --mode finetune   # every parameter trains
     python -m hw4 transfer --mode freeze     # only the new 2-way head trains
 
-One MLflow run per mode in the experiment `transfer`; DVC runs both as `transfer@<mode>`.
+One MLflow run per mode and seed of params `seeds` (`--seed`, the first if not given) in the
+experiment `transfer`; DVC runs them as `transfer@<mode>-<seed>`, and `python -m hw4 seeds
+transfer/<mode>` summarises a mode's seeds.
 """
 
 from __future__ import annotations
@@ -24,14 +26,15 @@ from hw4.models.tracked_module import OptimSettings
 from hw4.models.resnet import Pretrained, Weights, WeightsError, resnet18_classifier, resolve_weights
 from hw4.models.transfer_module import MODES, KeepBest, Mode, TransferClassifier, mode_callbacks
 from hw4.outputs import plot_curves, write_csv, write_results
+from hw4.seeds import add_seed_argument, per_seed
 from hw4.tracking import ResumeState, StageRun, params_hash
 from hw4.training import TrainerSettings, build_trainer, trainer_and_seed
 
 EXPERIMENT = "transfer"
 DATASET = "hymenoptera"
 CHECKPOINTS = Path("checkpoints/transfer")
-METRICS = Path("metrics/transfer")  # <mode>.json; the full record in results/transfer
-CURVES = Path("plots/transfer")  # <mode>.csv, one row per epoch
+METRICS = Path("metrics/transfer")  # <mode>/seed<k>.json; the full record in results/transfer
+CURVES = Path("plots/transfer/curves")  # <mode>/seed<k>.csv, one row per epoch
 CURVE_COLUMNS = ("epoch", "train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "lr", "epoch_time_s")
 
 
@@ -83,9 +86,9 @@ class Settings:
     seed: int
 
 
-def load_settings(params_path: Path) -> Settings:
+def load_settings(params_path: Path, seed: int | None = None) -> Settings:
     params = load_params(params_path)
-    return Settings(section(params, "transfer", TransferSettings), *trainer_and_seed(params))
+    return Settings(section(params, "transfer", TransferSettings), *trainer_and_seed(params, seed))
 
 
 def is_standin(data_dir: Path) -> bool:
@@ -107,10 +110,10 @@ def run(s: Settings, mode: Mode) -> dict[str, Any]:
     pl.seed_everything(s.seed, workers=True)  # before the head's random initialisation
     net = resnet18_classifier(len(data.classes), weights.state_dict)
     params = _run_params(s, mode, data, weights, standin)
-    resume = ResumeState(CHECKPOINTS / mode)
+    resume = ResumeState(per_seed(CHECKPOINTS / mode, s.seed))
     ckpt_path = resume.checkpoint_to_resume(params_hash(params))
-    label = _label(mode, weights, standin)
-    with StageRun(EXPERIMENT, f"transfer@{mode}", params, standin=standin, resume=resume, run_name=label,
+    label = _label(mode, s.seed, weights, standin)
+    with StageRun(EXPERIMENT, f"transfer@{mode}-{s.seed}", params, standin=standin, resume=resume, run_name=label,
                   tags={"mode": mode, "weights": weights.kind}) as run:
         module = TransferClassifier(net, OptimSettings("sgd", t.lr, t.momentum), t.step_size, t.gamma, len(data.classes))
         meta = {"mode": mode, "weights": weights.kind, "standin": standin, "dataset": DATASET, "classes": list(data.classes)}
@@ -121,11 +124,11 @@ def run(s: Settings, mode: Mode) -> dict[str, Any]:
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
         metrics = summarise(module.history) | {
             "train_time_s": round(time.perf_counter() - start, 2),  # this invocation's (a resumed run: its part)
-            "mode": mode, "weights": weights.kind, "standin": standin, "dataset": DATASET, "run_id": run.run_id,
+            "mode": mode, "seed": s.seed, "weights": weights.kind, "standin": standin, "dataset": DATASET, "run_id": run.run_id,
             "provenance": run.provenance,
         }
         if trainer.is_global_zero:
-            _write_outputs(mode, label, module.history, metrics, keep_best.path, run)
+            _write_outputs(mode, s.seed, label, module.history, metrics, keep_best.path, run)
         return metrics
 
 
@@ -174,23 +177,24 @@ def _describe_weights(weights: Weights) -> str:
     return f"ImageNet weights from {weights.path} (sha256 {weights.sha256[:16]}..., verified)"
 
 
-def _label(mode: Mode, weights: Weights, standin: bool) -> str:
+def _label(mode: Mode, seed: int, weights: Weights, standin: bool) -> str:
     """Run name and figure title: says which backbone and whether the data is real."""
     notes = [f"{weights.kind} backbone"] + (["STAND-IN data"] if standin else [])
-    return f"transfer@{mode} ({', '.join(notes)})"
+    return f"transfer@{mode}-{seed} ({', '.join(notes)})"
 
 
-def _write_outputs(mode: Mode, label: str, history: list[dict[str, float]], metrics: dict[str, Any], best: Path, run: StageRun) -> None:
-    written = write_results(METRICS / f"{mode}.json", metrics)
+def _write_outputs(mode: Mode, seed: int, label: str, history: list[dict[str, float]], metrics: dict[str, Any],
+                   best: Path, run: StageRun) -> None:
+    written = write_results(per_seed(METRICS / f"{mode}.json", seed), metrics)
     rows = [{k: r.get(k) for k in CURVE_COLUMNS} | {"standin": metrics["standin"]} for r in history]
-    curve = write_csv(CURVES / f"{mode}.csv", rows)
+    curve = write_csv(per_seed(CURVES / f"{mode}.csv", seed), rows)
     png = plot_curves(
-        Path("plots/transfer/figures") / f"{mode}.png", rows, "epoch",
+        per_seed(Path("plots/transfer/figures") / f"{mode}.png", seed), rows, "epoch",
         {"loss": ["train/loss", "val/loss"], "accuracy": ["train/acc", "val/acc"]}, title=label,
     )
     # The best weights are kept in the (persistent) checkpoint directory while training, so
     # a resumed run still has them; DVC removes the model output before every run.
-    model = Path("models/transfer") / f"{mode}_best.pt"
+    model = per_seed(Path("models/transfer") / f"{mode}_best.pt", seed)
     model.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(best, model)
     run.log_metrics({k: metrics[k] for k in ("val/acc_best", "best_epoch", "epoch_time_s", "train_time_s")}, step=metrics["epochs"] - 1)
@@ -202,9 +206,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hw4 transfer", description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--mode", choices=MODES, required=True)
+    add_seed_argument(parser)
     args = parser.parse_args(argv)
     try:
-        metrics = run(load_settings(args.params), args.mode)
+        metrics = run(load_settings(args.params, args.seed), args.mode)
     except (ImageFolderError, WeightsError) as e:
         raise SystemExit(f"transfer: {e}") from None  # the message says it all; no traceback
     print({k: v for k, v in metrics.items() if k != "run_id"})

@@ -1,0 +1,72 @@
+"""One evaluation over its seeds: mean and standard deviation, and an MLflow parent run.
+
+    python -m hw4 seeds cnn/torch          # metrics/cnn/torch/seed<k>.json -> metrics/cnn/torch.json
+    python -m hw4 seeds mlp/final          # also captioning/<model>, transfer/<mode>
+
+Reads the seeds' results files (results/<evaluation>/seed<k>.json for every k of params
+`seeds`), writes the evaluation's record where a single run's used to be (hw4.seeds), and
+makes a parent run that adopts the seeds' runs as nested children, so the MLflow UI shows
+them side by side. Like `mlp_select`, it runs after the seeds, which DVC may rerun one by one.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from hw4.config import ConfigError, load_params
+from hw4.outputs import read_json, record_path, write_results
+from hw4.seeds import per_seed, seeds_of, summarise
+from hw4.tracking import StageRun, adopt_children, run_tags
+
+MATRIX_EXPERIMENTS = ("cnn", "captioning", "transfer")  # <experiment>/<matrix member>; and mlp/final
+
+
+def stage_name(evaluation: str) -> str:
+    """cnn/torch -> cnn_seeds@torch (a matrix stage); mlp/final -> mlp_final_seeds."""
+    experiment, member = evaluation.split("/")
+    return "mlp_final_seeds" if experiment == "mlp" else f"{experiment}_seeds@{member}"
+
+
+def experiment_of(evaluation: str) -> str:
+    """The MLflow experiment of an evaluation (its first part), checking its form."""
+    parts = evaluation.split("/")
+    if evaluation != "mlp/final" and not (len(parts) == 2 and parts[0] in MATRIX_EXPERIMENTS and parts[1]):
+        raise ConfigError(f"evaluation {evaluation!r}: expected mlp/final, cnn/<impl>, captioning/<model> or transfer/<mode>")
+    return parts[0]
+
+
+def run(evaluation: str, seeds: list[int]) -> dict[str, Any]:
+    experiment = experiment_of(evaluation)
+    metrics = Path("metrics") / f"{evaluation}.json"
+    needed_by = f"python -m hw4 seeds {evaluation}"
+    summary = summarise({k: read_json(record_path(per_seed(metrics, k)), needed_by) for k in seeds})
+    children = [i for i in summary["run_ids"].values() if i]
+    tags = {"seeds.role": "parent", **_device_tag(children)}
+    params = {"evaluation": evaluation, "seeds": ",".join(map(str, seeds))}
+    with StageRun(experiment, stage_name(evaluation), params, standin=bool(summary.get("standin")), tags=tags,
+                  run_name=f"{evaluation} ({len(seeds)} seed{'s' * (len(seeds) > 1)})") as parent:
+        if parent.active:
+            adopt_children(parent.run_id, children)
+        summary["run_id"] = parent.run_id
+        written = write_results(metrics, summary)
+        parent.log_metrics({k: v for k, v in summary.items() if isinstance(v, float)})
+        for path in written:
+            parent.log_artifact(path)
+    return summary
+
+
+def _device_tag(children: list[str]) -> dict[str, str]:
+    """The device the seeds trained on (their runs' tag), not the one that averaged them."""
+    devices = {tags.get("device") for tags in map(run_tags, children) if tags and tags.get("device")}
+    return {"device": ", ".join(sorted(devices))} if devices else {}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m hw4 seeds", description=__doc__.splitlines()[0])
+    parser.add_argument("evaluation", help="mlp/final, cnn/<impl>, captioning/<model> or transfer/<mode>")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args(argv)
+    summary = run(args.evaluation, seeds_of(load_params(args.params)))
+    print({k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items() if "/" in k})
