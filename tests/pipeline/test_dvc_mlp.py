@@ -37,6 +37,12 @@ def test_download_prepare_and_the_sweep_rerun_exactly_what_changed(dvc_repo: Dvc
     assert DvcRepo.ran(dvc_repo.repro("mlp_final_seeds")) == {
         "mlp@4-1", "mlp@12-1", "mlp_select", "mlp_final@0", "mlp_final@1", "mlp_final_seeds"}
 
+    # An edit to a module: exactly the stages whose command imports it are out of date.
+    seeded = {"mlp@4-0", "mlp@12-0", "mlp@4-1", "mlp@12-1", "mlp_final@0", "mlp_final@1"}
+    assert _edited("src/hw4/data/mnist_batches.py", dvc_repo) == seeded | {"mlp_select"}  # it imports stages/mlp.py
+    assert _edited("src/hw4/seeds.py", dvc_repo) == seeded | {"mlp_select", "mlp_final_seeds"}
+    assert _edited("src/hw4/data/idx.py", dvc_repo) == {"prepare"}
+
     metrics = json.loads(dvc_repo.dvc("metrics", "show", "--json"))
     files = next(iter(metrics.values()))["data"]
     per_seed = {f"metrics/mlp/points/h{h}/seed{k}.json" for h in (4, 12) for k in (0, 1)} | {"metrics/mlp/final/seed1.json"}
@@ -50,3 +56,15 @@ def test_download_prepare_and_the_sweep_rerun_exactly_what_changed(dvc_repo: Dvc
     assert final["seeds"] == [0, 1] and final["test/acc_std"] is not None
     selection = json.loads((dvc_repo.root / "results/mlp/select.json").read_text())
     assert selection["seeds"] == [0, 1] and selection["spread"] is not None and "seeds' spread" in selection["verdict"]
+
+
+def _edited(module: str, dvc_repo: DvcRepo) -> set[str]:
+    """The stages upstream of mlp_final_seeds that `dvc status` finds changed after a comment
+    is appended to `module` (then taken out again)."""
+    path = dvc_repo.root / module
+    original = path.read_text()
+    path.write_text(original + "# edited\n")
+    try:
+        return set(json.loads(dvc_repo.dvc("status", "--json", "--with-deps", "mlp_final_seeds")))
+    finally:
+        path.write_text(original)

@@ -130,7 +130,7 @@ def test_mlflow_run_of_an_entry_point_makes_exactly_one_run(tiny_prepared: Path,
     shutil.copy(REPO / "MLproject", isolated_workdir / "MLproject")
     mlflow = Path(sys.executable).with_name("mlflow")
     result = subprocess.run(
-        [str(mlflow), "run", ".", "-e", "mlp", "-P", "hidden=16", "--env-manager", "local", "--experiment-name", "mlp"],
+        [str(mlflow), "run", ".", "-e", "mlp", "-P", "hidden=16", "-P", "seed=0", "--env-manager", "local", "--experiment-name", "mlp"],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -1,0 +1,100 @@
+"""Each DVC stage's deps cover exactly the project code its command runs.
+
+From a stage's `cmd` (`python -m hw4 <command>`) the test follows every `import` of the
+package (at any depth, inside functions too; not those only for type checkers) and the package
+data files those modules name (`registry.yaml`), and compares them with the stage's deps: a
+module missing means an edit DVC would not rerun the stage for; one listed but never imported
+means a rerun for nothing.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hw4.cli import STAGES
+from tests.conftest import REPO
+
+SRC = REPO / "src"
+
+
+def module_file(name: str) -> Path | None:
+    """hw4.data.idx -> src/hw4/data/idx.py (a package: its __init__.py); None outside hw4."""
+    if name != "hw4" and not name.startswith("hw4."):
+        return None
+    base = SRC.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _type_checking_only(tree: ast.Module) -> set[int]:
+    """Line numbers of the imports under `if TYPE_CHECKING:` (never run)."""
+    lines = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            lines |= {n.lineno for child in node.body for n in ast.walk(child) if isinstance(n, (ast.Import, ast.ImportFrom))}
+    return lines
+
+
+def imports_of(path: Path) -> set[Path]:
+    """The project files one module needs: the modules it imports, the data files it names."""
+    tree = ast.parse(path.read_text())
+    skip = _type_checking_only(tree)
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and node.lineno not in skip:
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.lineno not in skip:
+            names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    files = {f for f in map(module_file, names) if f is not None}
+    data = {path.parent / n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            and n.value.endswith((".yaml", ".json")) and (path.parent / n.value).is_file()}
+    return files | data
+
+
+def closure(start: set[Path]) -> set[Path]:
+    seen: set[Path] = set()
+    todo = list(start)
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        if path.suffix == ".py":
+            todo += imports_of(path)
+    # Empty __init__.py files carry no code: an edit there changes nothing a stage computes.
+    return {p for p in seen if not (p.name == "__init__.py" and not p.read_text().strip())}
+
+
+def code_of(cmd: str) -> set[Path]:
+    """What `python -m hw4 <command> ...` runs: hw4/__main__, the cli, and the stage module."""
+    words = cmd.split()
+    assert words[:3] == ["python", "-m", "hw4"], cmd
+    module = STAGES[words[3]].split(":")[0]
+    return closure({module_file("hw4.__main__"), module_file("hw4.cli"), module_file(module)})
+
+
+def stages() -> dict[str, dict]:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+def covered(path: Path, deps: list[str]) -> bool:
+    rel = path.relative_to(REPO).as_posix()
+    return any(rel == d or rel.startswith(d.rstrip("/") + "/") for d in deps)
+
+
+@pytest.mark.parametrize("name", list(stages()))
+def test_a_stage_depends_on_exactly_the_code_it_runs(name: str):
+    stage = stages()[name]
+    deps = [str(d) for d in stage.get("deps", [])]
+    code = code_of(stage["cmd"])
+    missing = sorted(p.relative_to(REPO).as_posix() for p in code if not covered(p, deps))
+    assert not missing, f"dvc.yaml stage {name}: add to deps (its command imports or reads them): {missing}"
+    listed = [d for d in deps if d.startswith("src/")]
+    unused = [d for d in listed if not any(covered(p, [d]) for p in code)]
+    assert not unused, f"dvc.yaml stage {name}: remove from deps (its command never imports them): {unused}"
