@@ -2,7 +2,7 @@
 
 From a stage's `cmd` (`python -m hw4 <command>`) the test follows every `import` of the
 package (at any depth, inside functions too; not those only for type checkers) and the package
-data files those modules name (`registry.yaml`), and compares them with the stage's deps: a
+data files those modules name (`registry.yaml`, `homework_figures.yaml`), and compares them with the stage's deps: a
 module missing means an edit DVC would not rerun the stage for; one listed but never imported
 means a rerun for nothing.
 """
@@ -52,9 +52,14 @@ def imports_of(path: Path) -> set[Path]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.lineno not in skip:
             names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
     files = {f for f in map(module_file, names) if f is not None}
-    data = {path.parent / n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
-            and n.value.endswith((".yaml", ".json")) and (path.parent / n.value).is_file()}
-    return files | data
+    return files | {f for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                     and n.value.endswith((".yaml", ".json")) for f in _package_file(path, n.value)}
+
+
+def _package_file(module: Path, name: str) -> list[Path]:
+    """A data file a module names, beside it or in a package folder above it (hw4/registry.yaml)."""
+    folders = [module.parent, *(p for p in module.parent.parents if p.is_relative_to(SRC / "hw4"))]
+    return [f for f in (d / name for d in folders) if f.is_file()][:1]
 
 
 def closure(start: set[Path]) -> set[Path]:
