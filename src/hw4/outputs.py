@@ -37,11 +37,12 @@ def write_results(metrics_path: Path, record: Mapping[str, Any]) -> tuple[Path, 
     """The full record (what later stages and the report read) and its headline metrics
     (with their standard deviations over seeds where the record is a summary, hw4.seeds)."""
     keys = [k for name in HEADLINE for k in (name, f"{name}_std")]
-    headline = {k: record[k] for k in keys if _is_number(record.get(k))}
+    headline = {k: record[k] for k in keys if is_number(record.get(k))}
     return write_json(record_path(metrics_path), record), write_json(metrics_path, headline)
 
 
-def _is_number(x: Any) -> bool:
+def is_number(x: Any) -> bool:
+    """An int or float, not a bool (JSON's numbers as the metrics files hold them)."""
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 

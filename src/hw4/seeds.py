@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from hw4.config import ConfigError
+from hw4.outputs import is_number
 
 
 def seeds_of(params: Mapping[str, Any]) -> list[int]:
@@ -60,7 +61,7 @@ def summarise(records: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
         raise ValueError("no seeds to summarise")
     seeds = list(records)
     first = records[seeds[0]]
-    numbers = [k for k, v in first.items() if k != "seed" and all(_is_number(r.get(k)) for r in records.values())
+    numbers = [k for k, v in first.items() if k != "seed" and all(is_number(r.get(k)) for r in records.values())
                and not (isinstance(v, int) and all(r[k] == v for r in records.values()))]
     out: dict[str, Any] = {k: v for k, v in first.items() if k not in numbers and k not in ("seed", "run_id")}
     for key in numbers:
@@ -71,10 +72,6 @@ def summarise(records: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
     out["per_seed"] = {str(s): {k: records[s][k] for k in numbers} for s in seeds}
     out["run_ids"] = {str(s): records[s].get("run_id") for s in seeds}
     return out
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def add_seed_argument(parser: argparse.ArgumentParser) -> None:

@@ -327,7 +327,7 @@ class StageRun:
         evaluation's seeds write files of the same name into different folders."""
         if self.active:
             folder = Path(path).parent
-            client().log_artifact(self.run_id, str(path), None if folder in (Path("."), Path("/")) or folder.is_absolute() else folder.as_posix())
+            client().log_artifact(self.run_id, str(path), None if folder == Path(".") or folder.is_absolute() else folder.as_posix())
 
     def lightning_logger(self) -> "MLflowRunLogger":
         return MLflowRunLogger(self)
