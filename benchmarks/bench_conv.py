@@ -29,6 +29,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from hw4.compose import default_params
 from hw4.layers import conv2d
 from hw4.models.cnn import CNN, CNNConfig
 
@@ -117,7 +118,8 @@ def input_grad_table(repeats: int) -> None:
 def cnn_table(repeats: int) -> None:
     x = torch.randn(BATCH, 1, 28, 28)
     y = torch.randint(0, 10, (BATCH,))
-    nets = {impl: CNN(CNNConfig(), impl=impl) for impl in ("torch", "scratch")}
+    arch = CNNConfig(**default_params()["cnn"]["arch"])  # the homework's
+    nets = {impl: CNN(arch, impl=impl) for impl in ("torch", "scratch")}
     nets["scratch"].load_state_dict(nets["torch"].state_dict())
 
     def step(net: CNN) -> Callable[[], None]:

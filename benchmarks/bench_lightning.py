@@ -20,6 +20,7 @@ import platform
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -27,16 +28,18 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning.callbacks import Callback
 
+from hw4.compose import default_params
+from hw4.config import section
 from hw4.data.mnist_batches import MnistFamilyData, load_prepared, normalise
 from hw4.models.classifier import ImageClassifier
 from hw4.models.tracked_module import OptimSettings
 from hw4.models.mlp import MLP, MLPConfig
-from hw4.stages.mlp import STEPS_PER_CALL
 from hw4.tracking import StageRun
 from hw4.training import TrainerSettings, build_trainer
 
-OPTIM = OptimSettings(name="sgd", lr=0.05, momentum=0.9, lr_decay=0.95)
-STAGE_TRAINER = TrainerSettings(accelerator="cpu", devices=1, progress_bar=False, numerics="fast")  # else as in params
+OPTIM = OptimSettings(name="sgd", lr=0.05, momentum=0.9, weight_decay=0.0, lr_decay=0.95)
+STAGE_TRAINER = replace(section(default_params(), "trainer", TrainerSettings),  # else as in conf/
+                        accelerator="cpu", devices=1, progress_bar=False, numerics="fast")
 
 
 def plain_loop(data: dict, hidden: int, batch_size: int, epochs: int) -> float:
@@ -131,7 +134,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--steps-per-call", type=int, default=STEPS_PER_CALL, help="the stage's; default as in params")
+    parser.add_argument("--steps-per-call", type=int, default=default_params()["mlp"]["steps_per_call"], help="the stage's; default as in conf/")
     args = parser.parse_args()
     data = load_prepared(args.data)
     k = args.steps_per_call

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import torch
 
+from hw4.compose import default_params
+from hw4.config import from_dict
 from hw4.data import standin_digits
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[1]
 # Torch's CPU threads in every stage a test runs: results depend on it, and
 # scripts/numerics_spread.sh runs the suite's numeric assertions at 1 and 2.
 THREADS = int(os.environ.get("HW4_TEST_THREADS", "2"))
+TEST_TRAINER = {"accelerator": "cpu", "devices": 1, "progress_bar": False, "numerics": "fast", "threads": THREADS}
 
 
 @pytest.fixture(autouse=True)
@@ -40,16 +48,40 @@ def tiny_prepared(isolated_workdir: Path) -> Path:
     return path
 
 
+@functools.cache
+def _conf_defaults() -> str:
+    return json.dumps(default_params())
+
+
+def conf_defaults() -> dict:
+    """conf/'s composition (the real profile): the one source of every setting's default."""
+    return json.loads(_conf_defaults())
+
+
+def merged(base: dict, overrides: dict) -> dict:
+    """`base` with `overrides` merged in, mapping by mapping; any other value replaces."""
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def conf_values(name: str, **overrides) -> dict:
+    """A section of conf/'s defaults with `overrides` merged in."""
+    return merged(conf_defaults()[name], overrides)
+
+
+def conf_section(name: str, cls: type[T], **overrides) -> T:
+    """A section's settings, checked: conf/'s defaults with `overrides` merged in."""
+    return from_dict(cls, conf_values(name, **overrides), name)
+
+
 def write_params(path: Path, **sections) -> Path:
+    """conf/'s defaults, on the CPU with one seed, with `sections` merged in."""
     import yaml
 
-    base = {
-        "seed": 0,
-        "seeds": [0],
-        "trainer": {"accelerator": "cpu", "devices": 1, "progress_bar": False, "numerics": "fast", "threads": THREADS},
-    }
-    base.update(sections)
-    path.write_text(yaml.safe_dump(base, sort_keys=False))
+    params = merged(conf_defaults(), {"seeds": [0], "trainer": TEST_TRAINER})
+    path.write_text(yaml.safe_dump(merged(params, sections), sort_keys=False))
     return path
 
 

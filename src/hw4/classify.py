@@ -20,7 +20,7 @@ from hw4.models.classifier import Augment, ImageClassifier
 from hw4.models.tracked_module import OptimSettings
 from hw4.outputs import plot_curves, write_csv, write_results
 from hw4.tracking import ResumeState, StageRun, params_hash
-from hw4.training import TrainerSettings, build_trainer
+from hw4.training import EarlyStoppingSettings, Monitor, TrainerSettings, build_trainer
 
 
 @dataclass
@@ -47,6 +47,7 @@ class ClassifierJob:
     tags: Mapping[str, str] = field(default_factory=dict)
     train_on_val: bool = False  # train on train + val, validate on nothing (a final retraining)
     steps_per_call: int = 1  # optimiser steps per training_step (ImageClassifier.training_step)
+    early_stopping: EarlyStoppingSettings | None = None  # ignored with train_on_val: nothing to monitor
 
 
 @dataclass
@@ -73,8 +74,12 @@ def train_classifier(job: ClassifierJob) -> ClassifierResult:
     with StageRun(job.experiment, job.stage, params, [job.data_path], standin, resume, job.tags) as run:
         net = job.build_net()
         module = ImageClassifier(net, job.optim, data.mean, data.std, augment=job.augment)
-        no_validation = {"limit_val_batches": 0} if job.train_on_val else {}
-        trainer = build_trainer(job.trainer, run, job.epochs, checkpoint_dir=job.checkpoint_dir, **no_validation)
+        if job.train_on_val:
+            validation = {"limit_val_batches": 0}
+        else:
+            stopping = job.early_stopping.callbacks() if job.early_stopping else []
+            validation = {"best": Monitor("val/acc", "max"), "callbacks": stopping}
+        trainer = build_trainer(job.trainer, run, job.epochs, checkpoint_dir=job.checkpoint_dir, **validation)
         start = time.perf_counter()
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
         train_time = time.perf_counter() - start

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from hw4.config import ConfigError, load_params
-from hw4.numerics import DEFAULT_MODE, MODES, pin_before_torch
+from hw4.numerics import MODES, pin_before_torch
 
 # command -> "module:function"; modules are imported only for the stage that runs.
 STAGES = {
@@ -53,12 +53,12 @@ def params_path(args: list[str]) -> Path:
 
 
 def numerics_mode(path: Path) -> str:
-    """params `trainer.numerics` (TrainerSettings' default where unset). Without a params
-    file nothing is pinned: the stage's own settings check then reports what is missing."""
+    """params `trainer.numerics`. Without a params file or the key nothing is pinned ("fast"):
+    the stage's own settings check then reports what is missing."""
     if not path.is_file():
         return "fast"
     trainer = load_params(path).get("trainer")
-    mode = trainer.get("numerics", DEFAULT_MODE) if isinstance(trainer, dict) else DEFAULT_MODE
+    mode = trainer.get("numerics", "fast") if isinstance(trainer, dict) else "fast"
     if mode not in MODES:
         raise ConfigError(f"params 'trainer.numerics': {mode!r} is not one of {list(MODES)}")
     return mode

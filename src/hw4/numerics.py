@@ -31,7 +31,6 @@ from typing import Literal
 
 Mode = Literal["portable", "portable_avx2", "fast"]
 MODES: tuple[Mode, ...] = ("portable", "portable_avx2", "fast")
-DEFAULT_MODE: Mode = "portable_avx2"
 
 # MKL's other reproducible branches (AVX2, AVX512) exist on Intel CPUs only (on AMD, MKL
 # falls back to its automatic choice), so both portable modes use COMPATIBLE.

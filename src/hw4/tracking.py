@@ -200,8 +200,11 @@ class ResumeState:
         """Decided from files alone, so every DDP rank reaches the same answer."""
         return self.checkpoint if self.resumable_run(phash) else None
 
-    def clear_checkpoint(self) -> None:
-        self.checkpoint.unlink(missing_ok=True)
+    def clear_checkpoints(self) -> None:
+        """The last and the best checkpoint of a run that is not resumed: the new run's best
+        must come from its own epochs."""
+        for path in self.directory.glob("*.ckpt"):
+            path.unlink()
 
     def record(self, run_id: str, phash: str, finished: bool) -> None:
         state = {"run_id": run_id, "params_hash": phash, "finished": finished}
@@ -263,7 +266,7 @@ class StageRun:
             resumable = self.resume.resumable_run(phash)
             self.resumed = resumable is not None
             if not self.resumed:
-                self.resume.clear_checkpoint()  # a finished or different run's: never resumed
+                self.resume.clear_checkpoints()  # a finished or different run's: never resumed
             run_id = run_id or resumable
         tags = {**provenance_tags(self.stage, self.data_files, self.standin), **self.tags}
         if self.resumed:

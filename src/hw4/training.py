@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, NamedTuple, Sequence
 
 import pytorch_lightning as pl
 from pytorch_lightning.accelerators import AcceleratorRegistry
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.strategies import StrategyRegistry
 
 from hw4 import numerics
 from hw4.tracking import StageRun
 
-# Lightning's precision names (lightning_fabric's _PRECISION_INPUT_STR, and their short forms).
+# Lightning's precision names: its list is private (lightning_fabric.connector._PRECISION_INPUT_STR and
+# _ALIAS); tests/unit/test_trainer_settings.py fails when a release changes it.
 PRECISIONS = ("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true",
               "transformer-engine", "transformer-engine-float16", "64", "32", "16", "bf16")
 
@@ -27,15 +28,15 @@ class TrainerSettings:
     optimisation is the same whatever the hardware (logged as `batch_size_semantics`).
     """
 
-    accelerator: str = "auto"
-    devices: int | str = "auto"
-    num_nodes: int = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
-    deterministic: bool = True
-    progress_bar: bool = True
-    threads: int = 2  # torch intra-op threads on the CPU; 0 leaves torch's default (fast only)
-    numerics: numerics.Mode = numerics.DEFAULT_MODE  # portable: the same floats on any x86-64 CPU
+    accelerator: str
+    devices: int | str
+    num_nodes: int
+    strategy: str
+    precision: str
+    deterministic: bool
+    progress_bar: bool
+    threads: int  # torch intra-op threads on the CPU; 0 leaves torch's default (fast only)
+    numerics: numerics.Mode  # portable: the same floats on any x86-64 CPU
 
     def validate(self, where: str) -> None:
         from hw4.config import ConfigError
@@ -64,6 +65,47 @@ class TrainerSettings:
             )
 
 
+class Monitor(NamedTuple):
+    """An epoch metric the modules log (`val/acc`, `val/loss`, ...) and which way is better."""
+
+    metric: str
+    mode: Literal["min", "max"]
+
+
+@dataclass
+class EarlyStoppingSettings:
+    """A training stage's `early_stopping`: Lightning's EarlyStopping on an epoch metric the
+    stage logs (`val/acc`, `val/loss`, `train/loss`, ...). `monitor: null` trains every
+    epoch, as the homework does."""
+
+    monitor: str | None
+    mode: Literal["min", "max"]
+    patience: int  # epochs without an improvement of more than min_delta before stopping
+    min_delta: float
+
+    def validate(self, where: str) -> None:
+        from hw4.config import ConfigError
+
+        if self.patience < 1 or self.min_delta < 0:
+            raise ConfigError(f"params '{where}': patience must be at least 1 and min_delta 0 or more")
+
+    def callbacks(self) -> list[Callback]:
+        if self.monitor is None:
+            return []
+        return [EarlyStopping(self.monitor, min_delta=self.min_delta, patience=self.patience, mode=self.mode)]
+
+
+class LoaderEpoch(Callback):
+    """Tells a training loader with `set_epoch` (TensorBatches) the epoch before it is
+    iterated, so every epoch, resumed or not, has its own seeded order. Lightning does this
+    itself only for a DataLoader's sampler."""
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        set_epoch = getattr(trainer.train_dataloader, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(trainer.current_epoch)
+
+
 def _valid_devices(devices: int | str) -> bool:
     if isinstance(devices, int):
         return devices >= 1 or devices == -1
@@ -84,11 +126,16 @@ def build_trainer(
     run: StageRun,
     max_epochs: int,
     checkpoint_dir: Path | None = None,
+    best: Monitor | None = None,
     callbacks: Sequence[Callback] = (),
     log_every_n_steps: int = 50,
     **overrides,
 ) -> pl.Trainer:
     """A Trainer on whatever accelerators are present, logging into `run`.
+
+    In `checkpoint_dir`: `last.ckpt`, what a killed run resumes from, and with `best` the
+    weights of the epoch best by that metric (the first to reach it), `best.ckpt`. The
+    learning rate goes to MLflow through LearningRateMonitor, as `lr`.
 
     Determinism: Lightning seeds nothing itself, so stages call `pl.seed_everything` first;
     on the CPU `deterministic=True` makes repeated runs bit-identical.
@@ -96,11 +143,16 @@ def build_trainer(
     numerics.configure(settings.numerics, settings.threads)
     run.provenance = numerics.provenance(settings.numerics)  # what the run's floats depend on
     run.set_tags(run.provenance)
-    all_callbacks = list(callbacks)
+    all_callbacks = [*callbacks, LoaderEpoch(), LearningRateMonitor(logging_interval="epoch")]
     if settings.progress_bar:
         # Redrawn every 20 steps: at every step, the bar costs more than a small model's step.
         all_callbacks.append(TQDMProgressBar(refresh_rate=20))
     if checkpoint_dir is not None:
+        if best is not None:  # first: it is `trainer.checkpoint_callback`, with `best_model_path`
+            all_callbacks.insert(0, ModelCheckpoint(
+                dirpath=checkpoint_dir, filename="best", monitor=best.metric, mode=best.mode, save_top_k=1,
+                save_weights_only=True, enable_version_counter=False,
+            ))
         # Overwritten every epoch: what a killed run resumes from (ResumeState.checkpoint).
         all_callbacks.append(
             ModelCheckpoint(dirpath=checkpoint_dir, filename="last", save_top_k=1, enable_version_counter=False)

@@ -6,18 +6,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 
 from hw4 import tracking
-from hw4.compose import compose
 from hw4.data import standin_coco
-from hw4.data.backbone_training import WordTraining
 from hw4.data.coco_features import PREPARED_FEATURE_FILES, CaptionData, CocoDataError, read_layout, write_layout
 from hw4.data.coco_text import Vocabulary, tokenise
 from hw4.stages import captioning, preprocess_coco
-from hw4.stages.preprocess_coco import FeaturesSource, PreprocessCocoSettings, RawSource
-from tests.conftest import REPO, THREADS, artifact_paths, write_params
+from hw4.stages.preprocess_coco import FeaturesSource, PreprocessCocoSettings
+from tests.conftest import artifact_paths, conf_section, write_params
 
 RAW = Path("data/raw/coco2014")
 CS231N = Path("data/raw/coco_captioning/coco_captioning")
@@ -26,7 +23,7 @@ CS231N = Path("data/raw/coco_captioning/coco_captioning")
 def raw_settings(**raw) -> PreprocessCocoSettings:
     """The raw path, made cheap: a random ResNet-18 on 32-px images."""
     options = dict(min_count=1, weights="random", image_size=32, batch_size=16, workers=0, threads=1)
-    return PreprocessCocoSettings(source="raw", input_dir=str(RAW), raw=RawSource(**(options | raw)))
+    return conf_section("preprocess_coco", PreprocessCocoSettings, source="raw", input_dir=str(RAW), raw=options | raw)
 
 
 def tiny_standin(n_train: int = 10, n_val: int = 4) -> Path:
@@ -63,7 +60,7 @@ def test_raw_path_writes_the_cs231n_layout_and_reads_back(isolated_workdir: Path
 
 def test_caption_words_training_records_its_loss(isolated_workdir: Path):
     tiny_standin(n_train=6, n_val=2)
-    settings = raw_settings(weights="caption_words", word_training=WordTraining(epochs=2, batch_size=4))
+    settings = raw_settings(weights="caption_words", word_training={"epochs": 2, "batch_size": 4})
     meta = preprocess_coco.run(settings, seed=0)
     assert meta["weights"] == "caption_words" and 0 < meta["word_training_loss"] < 1
 
@@ -84,11 +81,11 @@ def cs231n_data(n_train_images: int = 6, n_val_images: int = 3, seed: int = 0) -
 
 
 def write_cs231n(data: CaptionData) -> None:
-    write_layout(data, CS231N, FeaturesSource().files())
+    write_layout(data, CS231N, FeaturesSource(pca=True).files())
 
 
 def features_settings(max_train: int = 0) -> PreprocessCocoSettings:
-    return PreprocessCocoSettings(source="features", input_dir=str(CS231N), max_train=max_train)
+    return conf_section("preprocess_coco", PreprocessCocoSettings, source="features", input_dir=str(CS231N), max_train=max_train)
 
 
 def test_features_path_round_trip(isolated_workdir: Path):
@@ -221,24 +218,16 @@ def test_the_command_line_names_the_problem_without_a_traceback(isolated_workdir
         preprocess_coco.main(["--params", str(params)])
 
 
-def homework_settings(work: Path, monkeypatch: pytest.MonkeyPatch, **overrides) -> captioning.Settings:
-    """conf/captioning/homework.yaml as composed from the repository's conf/, on the CPU."""
-    monkeypatch.setenv("HW4_ROOT", str(REPO))
-    params = yaml.safe_load(compose(work / "composed.yaml", []).read_text())
-    monkeypatch.setenv("HW4_ROOT", str(work))
-    params["captioning"].update(overrides)
-    path = write_params(work / "params.yaml", captioning=params["captioning"])
-    params = yaml.safe_load(path.read_text())
-    params["trainer"]["threads"] = THREADS
-    path.write_text(yaml.safe_dump(params))
-    return captioning.load_settings(path)
+def homework_settings(work: Path, **overrides) -> captioning.Settings:
+    """conf/captioning/homework.yaml (conf/'s default), on the CPU."""
+    return captioning.load_settings(write_params(work / "params.yaml", captioning=overrides))
 
 
 @pytest.mark.slow
-def test_homework_setting_overfits_50_captions(isolated_workdir: Path, monkeypatch: pytest.MonkeyPatch):
+def test_homework_setting_overfits_50_captions(isolated_workdir: Path):
     tiny_standin(n_train=120, n_val=4)  # 50 of 600 captions: nearly all of different images, as in CS231n's
     preprocess_coco.run(raw_settings(), seed=0)
-    s = homework_settings(isolated_workdir, monkeypatch, models=["rnn"])
+    s = homework_settings(isolated_workdir, models=["rnn"])
     c = s.captioning
     assert (c.hidden_dim, c.wordvec_dim, c.batch_size, c.max_train, c.epochs) == (512, 256, 25, 50, 58)
     assert (c.optim.name, c.optim.lr, c.optim.lr_decay) == ("adam", 0.004, 0.95)
@@ -264,7 +253,7 @@ def test_homework_setting_overfits_50_captions(isolated_workdir: Path, monkeypat
         ("plots/captioning/samples", "txt"), ("plots/captioning/figures/samples", "png"), ("models/captioning", "pt")]} <= artifacts
 
 
-def test_a_model_outside_the_list_is_refused(isolated_workdir: Path, monkeypatch: pytest.MonkeyPatch):
-    s = homework_settings(isolated_workdir, monkeypatch, models=["rnn"])
+def test_a_model_outside_the_list_is_refused(isolated_workdir: Path):
+    s = homework_settings(isolated_workdir, models=["rnn"])
     with pytest.raises(ValueError, match="'lstm' is not in params captioning.models"):
         captioning.run(s, "lstm")

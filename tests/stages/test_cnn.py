@@ -15,7 +15,7 @@ from tests.conftest import write_params
 def tiny_cnn_params(**overrides) -> dict:
     params = {
         "impls": ["torch", "scratch"],
-        "arch": {"channels": 4, "kernel": 7, "hidden": 16},
+        "arch": {"channels": 4, "kernel": 7, "padding": 0, "hidden": 16, "extra_channels": []},
         "epochs": 2,
         "batch_size": 50,
         "eval_batch_size": 100,

@@ -17,17 +17,17 @@ from hw4.models.resnet import resnet18_classifier
 from hw4.models.transfer_module import TransferClassifier, mode_callbacks
 from hw4.stages import transfer
 from hw4.training import TrainerSettings, build_trainer
-from tests.conftest import artifact_paths, write_params
+from tests.conftest import TEST_TRAINER, artifact_paths, conf_section, write_params
 from tests.unit.test_resnet_weights import save_named_by_hash
 
-CPU = TrainerSettings(accelerator="cpu", devices=1, progress_bar=False, numerics="fast")
+CPU = conf_section("trainer", TrainerSettings, **TEST_TRAINER)
 
 
 def fit(mode: str, net: torch.nn.Module, epochs: int = 2) -> torch.optim.Optimizer:
     """Train on 16 random (3, 32, 32) images for `epochs`; the optimizer the Trainer built."""
     g = torch.Generator().manual_seed(0)
     data = TensorDataset(torch.randn(16, 3, 32, 32, generator=g), torch.arange(16) % 2)
-    module = TransferClassifier(net, OptimSettings("sgd", lr=0.1, momentum=0.9), step_size=7, gamma=0.1, num_classes=2)
+    module = TransferClassifier(net, OptimSettings("sgd", lr=0.1, momentum=0.9, weight_decay=0.0, lr_decay=1.0), step_size=7, gamma=0.1, num_classes=2)
     inert = tracking.StageRun("unused", "unused", {})  # never entered: logs nothing
     trainer = build_trainer(CPU, inert, epochs, callbacks=mode_callbacks(mode))
     trainer.fit(module, DataLoader(data, batch_size=4), DataLoader(data, batch_size=8))

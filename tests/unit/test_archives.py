@@ -15,6 +15,7 @@ from hw4.data import archives
 from hw4.data.archives import ArchiveError, Limits, extract
 
 SHA = "ab" * 32
+LIMITS = Limits(max_bytes=10**9, max_entries=1000)  # far above these tests' archives
 
 
 def make_zip(path: Path, entries: dict[str, bytes], symlinks: dict[str, str] | None = None) -> Path:
@@ -43,7 +44,7 @@ def make_tar(path: Path, entries: dict[str, bytes], links: dict[str, tuple[bytes
 
 def assert_refused(archive: Path, out: Path, *entries: str) -> None:
     with pytest.raises(ArchiveError, match="refusing to extract anything") as caught:
-        extract(archive, out, SHA)
+        extract(archive, out, SHA, LIMITS)
     for entry in entries:
         assert repr(entry) in str(caught.value)
     assert not out.exists()  # not even the good entries, nor a temporary directory
@@ -94,13 +95,13 @@ def test_good_zip_extracts_once(tmp_path, monkeypatch):
         symlinks={"top/alias": "sub/f.txt"},
     )
     out = tmp_path / "out"
-    assert extract(archive, out, SHA) == ["readme", "top"]
+    assert extract(archive, out, SHA, LIMITS) == ["readme", "top"]
     assert (out / "top" / "sub" / "f.txt").read_bytes() == b"hello"
     assert (out / "top" / "alias").is_symlink() and (out / "top" / "alias").read_bytes() == b"hello"
     assert sorted(p.name for p in out.iterdir()) == [f".extracted-{SHA}", "readme", "top"]
 
     monkeypatch.setattr(archives, "_unpack", lambda *a: pytest.fail("extracted twice"))
-    assert extract(archive, out, SHA) == ["readme", "top"]
+    assert extract(archive, out, SHA, LIMITS) == ["readme", "top"]
 
 
 def test_deleted_entries_are_extracted_again_and_stale_files_replaced(tmp_path):
@@ -108,26 +109,26 @@ def test_deleted_entries_are_extracted_again_and_stale_files_replaced(tmp_path):
     out = tmp_path / "out"
     (out / "top").mkdir(parents=True)
     (out / "top" / "stale.txt").write_text("from an older archive")
-    extract(archive, out, SHA)
+    extract(archive, out, SHA, LIMITS)
     assert sorted(p.name for p in (out / "top").iterdir()) == ["f.txt"]
 
     (out / "top" / "f.txt").unlink()
     (out / "top").rmdir()
-    extract(archive, out, SHA)
+    extract(archive, out, SHA, LIMITS)
     assert (out / "top" / "f.txt").read_bytes() == b"new"
 
 
 def test_good_tar_extracts(tmp_path):
     archive = make_tar(tmp_path / "a.tar.gz", {"top/f.txt": b"t"}, {"top/l": (tarfile.SYMTYPE, "f.txt")})
     out = tmp_path / "out"
-    assert extract(archive, out, SHA) == ["top"]
+    assert extract(archive, out, SHA, LIMITS) == ["top"]
     assert (out / "top" / "l").read_bytes() == b"t"
 
 
 def test_unreadable_archive(tmp_path):
     (tmp_path / "a.zip").write_bytes(b"<html>not found</html>")
     with pytest.raises(ArchiveError, match="neither a zip file nor a tar archive"):
-        extract(tmp_path / "a.zip", tmp_path / "out", SHA)
+        extract(tmp_path / "a.zip", tmp_path / "out", SHA, LIMITS)
 
 
 def test_a_zip_bomb_is_refused_before_anything_is_written(tmp_path):
@@ -160,12 +161,12 @@ def test_a_tar_bomb_is_refused_at_the_first_entry_past_the_limit(tmp_path):
 
 def test_entries_owned_by_others_are_refused(tmp_path):
     out = tmp_path / "out"
-    extract(make_zip(tmp_path / "images.zip", {"train2014/a.jpg": b"image"}), out, "01" * 32)
+    extract(make_zip(tmp_path / "images.zip", {"train2014/a.jpg": b"image"}), out, "01" * 32, LIMITS)
     (out / "train2014.zip").write_bytes(b"the neighbour's archive")
     archive = make_zip(tmp_path / "ann.zip", {"annotations/c.json": b"{}", "train2014/b.jpg": b"x",
                                               "train2014.zip": b"x", ".extracted-" + "0" * 64: b"x"})  # fmt: skip
     with pytest.raises(ArchiveError, match="would overwrite what is not the archive's") as caught:
-        extract(archive, out, SHA, owned={"train2014.zip": "images (its file train2014.zip)"})
+        extract(archive, out, SHA, LIMITS, owned={"train2014.zip": "images (its file train2014.zip)"})
     message = str(caught.value)
     assert "'train2014': belongs to images.zip (extracted here)" in message
     assert "'train2014.zip': belongs to images (its file train2014.zip)" in message
@@ -181,5 +182,5 @@ def test_an_unreadable_marker_or_a_killed_extraction_is_redone(tmp_path):
     (out / ".extract-left-by-a-kill").mkdir(parents=True)
     (out / ".extract-left-by-a-kill" / "half.txt").write_bytes(b"ha")
     (out / f".extracted-{SHA}").write_text('{"archive": "a.zip", "entr')  # cut short
-    assert extract(archive, out, SHA) == ["top"]
+    assert extract(archive, out, SHA, LIMITS) == ["top"]
     assert sorted(p.name for p in out.iterdir()) == [f".extracted-{SHA}", "top"]

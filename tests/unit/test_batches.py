@@ -13,7 +13,7 @@ def test_training_batches_cover_a_permutation_and_reshuffle_per_epoch():
     loader = TensorBatches((x, y), batch_size=10, shuffle=True, seed=3)
     first = torch.cat([b[0] for b in loader])
     assert len(loader) == 10 and sorted(first.tolist()) == list(range(100))
-    loader.sampler.set_epoch(1)
+    loader.set_epoch(1)
     second = torch.cat([b[0] for b in loader])
     assert not torch.equal(first, second)
     assert all(torch.equal(bx * 10, by) for bx, by in loader)

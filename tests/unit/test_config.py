@@ -31,9 +31,18 @@ def test_bad_mlp_params_stop_with_a_clear_error(tmp_path: Path, mlp: dict, messa
 
 
 def test_missing_section_names_it(tmp_path: Path):
-    params = write_params(tmp_path / "params.yaml")
+    params = load_params(write_params(tmp_path / "params.yaml"))
+    del params["mlp"]
     with pytest.raises(ConfigError, match="missing section 'mlp'"):
-        section(load_params(params), "mlp", MLPSettings)
+        section(params, "mlp", MLPSettings)
+
+
+def test_a_missing_key_is_named_not_defaulted(tmp_path: Path):
+    """conf/ is the one source of defaults: a key it lacks is an error, not a silent value."""
+    params = load_params(write_params(tmp_path / "params.yaml"))
+    del params["mlp"]["optim"]["lr_decay"]
+    with pytest.raises(ConfigError, match="params 'mlp.optim': missing key 'lr_decay'"):
+        section(params, "mlp", MLPSettings)
 
 
 def committed_params() -> str:
@@ -51,6 +60,18 @@ def test_committed_params_are_conf_default(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("HW4_ROOT", str(REPO))
     composed = compose(tmp_path / "params.yaml", [])
     assert yaml.safe_load(composed.read_text()) == yaml.safe_load(committed_params())
+
+
+@pytest.mark.parametrize("overrides", [[], ["profile=demo", "mlp=homework", "cnn.epochs=3"]])
+def test_compose_writes_what_dvc_exp_run_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overrides: list[str]):
+    """hw4.compose uses Hydra's public API where DVC's `compose_and_dump` (an internal function,
+    called here only) does the same: this fails when a DVC release composes differently."""
+    from dvc.utils.hydra import compose_and_dump
+
+    monkeypatch.setenv("HW4_ROOT", str(REPO))
+    ours = compose(tmp_path / "ours.yaml", overrides).read_text()
+    compose_and_dump(tmp_path / "dvc.yaml", str(REPO / "conf"), None, "config", str(REPO), overrides)
+    assert ours == (tmp_path / "dvc.yaml").read_text()
 
 
 def test_demo_profile_changes_data_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

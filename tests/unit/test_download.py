@@ -24,11 +24,12 @@ from hw4.config import ConfigError, section
 from hw4.data.download import DownloadError, HttpOptions, PinLock, fetch
 from hw4.data.registry import STANDIN_MARKER, Dataset, FileSpec, RegistryError, load_registry
 from hw4.stages import download as stage
+from tests.conftest import conf_values
 
 CONTENT = b"IDX content " * 100
 PUBLISHED = gzip.compress(CONTENT, compresslevel=9, mtime=0)  # the mirrors' .gz
 RECOMPRESSED = gzip.compress(CONTENT, compresslevel=1, mtime=1)  # e.g. Debian's copy
-FAST = HttpOptions(retries=1, timeout_s=5, backoff_s=0.01)
+FAST = HttpOptions(retries=1, timeout_s=5, attempt_deadline_s=60, min_bytes_per_s=0, backoff_s=0.01)
 
 
 def md5(data: bytes) -> str:
@@ -105,7 +106,7 @@ def four_mirrors(m: Mirrors) -> list[str]:
 def test_falls_through_bad_mirrors_to_the_good_one(mirrors, tmp_path):
     dataset = toy(four_mirrors(mirrors))
     target = tmp_path / "raw"
-    fetched = fetch(dataset, dataset.files[0], target, PinLock(tmp_path / "lock.json"), http=FAST)
+    fetched = fetch(dataset, dataset.files[0], target, PinLock(tmp_path / "lock.json"), FAST)
 
     assert fetched.source == f"{mirrors.base}/good/toy.gz"
     assert (target / "toy.gz").read_bytes() == PUBLISHED
@@ -122,7 +123,7 @@ def test_all_mirrors_failing_is_one_error_listing_each(mirrors, tmp_path):
     dataset = toy(urls)
     target = tmp_path / "raw"
     with pytest.raises(DownloadError) as caught:
-        fetch(dataset, dataset.files[0], target, PinLock(tmp_path / "lock.json"), http=FAST)
+        fetch(dataset, dataset.files[0], target, PinLock(tmp_path / "lock.json"), FAST)
 
     message = str(caught.value)
     assert f"{urls[0]}toy.gz: HTTP 404 Not Found" in message
@@ -143,7 +144,7 @@ def test_recompressed_local_copy_is_accepted_by_content(mirrors, tmp_path):
     target = tmp_path / "raw"
     dataset = toy([f"{mirrors.base}/good/"])
 
-    fetched = fetch(dataset, dataset.files[0], target, PinLock(tmp_path / "lock.json"), [tmp_path / "mirror"], FAST)
+    fetched = fetch(dataset, dataset.files[0], target, PinLock(tmp_path / "lock.json"), FAST, [tmp_path / "mirror"])
 
     assert fetched.source == str(local / "toy.gz")
     assert (target / "toy.gz").read_bytes() == RECOMPRESSED
@@ -157,21 +158,21 @@ def test_local_copy_with_wrong_content_is_rejected(mirrors, tmp_path):
     dataset = toy([])
 
     with pytest.raises(DownloadError) as caught:
-        fetch(dataset, dataset.files[0], target, PinLock(tmp_path / "lock.json"), [tmp_path / "mirror"], FAST)
+        fetch(dataset, dataset.files[0], target, PinLock(tmp_path / "lock.json"), FAST, [tmp_path / "mirror"])
     assert f"{tmp_path / 'mirror' / 'toy.gz'}: checksum mismatch" in str(caught.value)
     assert f"decompressed sha256 expected {sha256(CONTENT)}, got {sha256(b'something else')}" in str(caught.value)
     assert list(target.iterdir()) == []
 
     mirrors.routes["/good/toy.gz"] = (200, PUBLISHED)
     dataset = toy([f"{mirrors.base}/good/"])
-    fetched = fetch(dataset, dataset.files[0], target, PinLock(tmp_path / "lock.json"), [tmp_path / "mirror"], FAST)
+    fetched = fetch(dataset, dataset.files[0], target, PinLock(tmp_path / "lock.json"), FAST, [tmp_path / "mirror"])
     assert fetched.source.startswith(mirrors.base) and (target / "toy.gz").read_bytes() == PUBLISHED
 
 
 def test_present_good_file_is_reused_without_a_request(mirrors, tmp_path):
     (tmp_path / "toy.gz").write_bytes(RECOMPRESSED)
     dataset = toy(four_mirrors(mirrors))
-    fetched = fetch(dataset, dataset.files[0], tmp_path, PinLock(tmp_path / "lock.json"), http=FAST)
+    fetched = fetch(dataset, dataset.files[0], tmp_path, PinLock(tmp_path / "lock.json"), FAST)
     assert fetched.source == "in place" and mirrors.requests == []
 
 
@@ -179,7 +180,7 @@ def test_present_corrupt_file_is_replaced(mirrors, tmp_path):
     (tmp_path / "toy.gz").write_bytes(b"garbage")
     mirrors.routes["/good/toy.gz"] = (200, PUBLISHED)
     dataset = toy([f"{mirrors.base}/good/"])
-    fetch(dataset, dataset.files[0], tmp_path, PinLock(tmp_path / "lock.json"), http=FAST)
+    fetch(dataset, dataset.files[0], tmp_path, PinLock(tmp_path / "lock.json"), FAST)
     assert (tmp_path / "toy.gz").read_bytes() == PUBLISHED
 
 
@@ -227,10 +228,10 @@ def test_registry_refuses_a_file_with_no_way_to_verify_it(tmp_path):
 
 
 def test_stage_settings_name_the_known_datasets():
-    params = {"download": {"datasets": ["mnist", "imagenet"]}}
+    params = {"download": conf_values("download", datasets=["mnist", "imagenet"])}
     with pytest.raises(ConfigError, match=r"unknown dataset\(s\) \['imagenet'\]; known: \[.*'mnist'"):
         section(params, "download", stage.DownloadSettings)
-    params = {"download": {"datasets": ["hymenoptera"], "generate": ["hymenoptera"]}}
+    params = {"download": conf_values("download", datasets=["hymenoptera"], generate=["hymenoptera"])}
     with pytest.raises(ConfigError, match="both downloaded and generated"):
         section(params, "download", stage.DownloadSettings)
 
@@ -242,7 +243,7 @@ def test_stage_generates_stand_ins_in_place(tmp_path, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "fake_standin", types.SimpleNamespace(generate=generate))
     monkeypatch.setitem(stage.GENERATORS, "hymenoptera", ("fake_standin", "hymenoptera"))
-    settings = stage.DownloadSettings(datasets=[], generate=["hymenoptera"])
+    settings = stage.DownloadSettings(**conf_values("download", datasets=[], generate=["hymenoptera"]))
 
     summary = stage.run(settings, seed=7, raw_dir=tmp_path / "raw", lock_path=tmp_path / "lock.json")
 
@@ -273,7 +274,7 @@ def test_stage_downloads_pins_and_unpacks_over_a_stand_in(mirrors, tmp_path):
     raw = tmp_path / "raw"
     (raw / "toy" / "bundle").mkdir(parents=True)
     (raw / "toy" / STANDIN_MARKER).write_text("generated\n")
-    settings = stage.DownloadSettings(datasets=["toy"], retries=0)
+    settings = stage.DownloadSettings(**conf_values("download", datasets=["toy"], retries=0))
 
     summary = stage.run(settings, raw_dir=raw, lock_path=tmp_path / "lock.json", registry=registry)
 
@@ -310,7 +311,7 @@ def pinned_zip_registry(mirrors: Mirrors, name: str = "bundle.zip", target: str 
 def test_a_refused_archive_is_moved_aside_unpinned_and_a_good_one_is_then_accepted(mirrors, tmp_path):
     registry = pinned_zip_registry(mirrors)
     raw, lock = tmp_path / "raw", tmp_path / "lock.json"
-    settings = stage.DownloadSettings(datasets=["toy"], retries=0)
+    settings = stage.DownloadSettings(**conf_values("download", datasets=["toy"], retries=0))
     hostile = zip_bytes({"bundle/ok.txt": b"fine", "../escape.txt": b"evil"})
     mirrors.routes["/m/bundle.zip"] = (200, hostile)
 
@@ -341,13 +342,13 @@ def test_replacing_a_stand_in_keeps_what_the_user_put_there(mirrors, tmp_path, m
     monkeypatch.setitem(stage.GENERATORS, "toy", ("fake_standin", "toy"))
     registry = {"toy": Dataset("toy", "toy", (), (), (FileSpec(name="bundle.zip", path="bundle.zip", pin=True, extract=True),))}
     raw, lock = tmp_path / "raw", tmp_path / "lock.json"
-    stage.run(stage.DownloadSettings(generate=["toy"]), raw_dir=raw, lock_path=lock, registry=registry)
+    stage.run(stage.DownloadSettings(**conf_values("download", datasets=[], generate=["toy"])), raw_dir=raw, lock_path=lock, registry=registry)
     assert (raw / "toy" / STANDIN_MARKER).exists()
 
     real = zip_bytes({"bundle/train/real.jpg": b"real"})
     (raw / "toy" / "bundle.zip").write_bytes(real)  # the user copies the real archive in by hand
     (raw / "toy" / "notes.txt").write_text("mine")  # and keeps a note beside it
-    summary = stage.run(stage.DownloadSettings(datasets=["toy"], retries=0), raw_dir=raw, lock_path=lock, registry=registry)
+    summary = stage.run(stage.DownloadSettings(**conf_values("download", datasets=["toy"], retries=0)), raw_dir=raw, lock_path=lock, registry=registry)
 
     assert summary["downloaded"]["toy"]["bundle.zip"].startswith("in place")
     assert (raw / "toy" / "bundle.zip").read_bytes() == real
@@ -396,7 +397,7 @@ class Trickle:
     "step, http, reason",
     [
         # 10 bytes/s: each read returns within timeout_s, so only the rate check catches it.
-        (1, HttpOptions(retries=0, timeout_s=0.5, min_bytes_per_s=1000), "bytes/s over the last"),
+        (1, HttpOptions(retries=0, timeout_s=0.5, attempt_deadline_s=60, min_bytes_per_s=1000), "bytes/s over the last"),
         # 20 kB/s passes the rate check, but the 200 kB would take 10 s.
         (2000, HttpOptions(retries=0, timeout_s=0.5, attempt_deadline_s=1.0, min_bytes_per_s=1000),
          "not done within download.attempt_deadline_s = 1 s"),
@@ -423,8 +424,9 @@ import sys
 from pathlib import Path
 from hw4.data.registry import load_registry
 from hw4.stages import download as stage
+from tests.conftest import conf_values
 stage.exit_cleanly_on_sigterm()
-settings = stage.DownloadSettings(datasets=["toy"], retries=0, timeout_s=5)
+settings = stage.DownloadSettings(**conf_values("download", datasets=["toy"], retries=0, timeout_s=5))
 print(stage.run(settings, raw_dir=Path(sys.argv[2]), lock_path=Path(sys.argv[3]), registry=load_registry(Path(sys.argv[1]))))
 """
 
@@ -478,7 +480,7 @@ def test_archives_sharing_a_target_cannot_overwrite_their_neighbours(mirrors, tm
     raw, lock = tmp_path / "raw", tmp_path / "lock.json"
 
     with pytest.raises(DownloadError) as caught:
-        stage.run(stage.DownloadSettings(datasets=["images", "annotations"], retries=0), raw_dir=raw, lock_path=lock,
+        stage.run(stage.DownloadSettings(**conf_values("download", datasets=["images", "annotations"], retries=0)), raw_dir=raw, lock_path=lock,
                   registry=registry)
     message = str(caught.value)
     assert "annotations.zip: refusing to extract anything; entries would overwrite what is not the archive's" in message
@@ -494,7 +496,7 @@ def test_a_rejected_file_in_place_is_moved_aside(tmp_path):
     (tmp_path / "toy.gz").write_bytes(b"garbage")
     dataset = toy([])
     with pytest.raises(DownloadError) as caught:
-        fetch(dataset, dataset.files[0], tmp_path, PinLock(tmp_path / "lock.json"), http=FAST)
+        fetch(dataset, dataset.files[0], tmp_path, PinLock(tmp_path / "lock.json"), FAST)
     aside = tmp_path / "toy.gz.rejected"
     assert f"{tmp_path / 'toy.gz'} (already there): checksum mismatch" in str(caught.value)
     assert f"moved aside to {aside}" in str(caught.value)
@@ -505,7 +507,7 @@ def test_every_missing_file_is_tried_and_listed_in_one_error(mirrors, tmp_path):
     specs = tuple(FileSpec(name=f"f{i}.bin", path=f"f{i}.bin", md5=md5(b"%d" % i)) for i in range(3))
     mirrors.routes["/m/f1.bin"] = (200, b"1")  # the middle one is there
     registry = {"toy": Dataset("toy", "toy", (f"{mirrors.base}/m/",), (), specs)}
-    settings = stage.DownloadSettings(datasets=["toy"], retries=0)
+    settings = stage.DownloadSettings(**conf_values("download", datasets=["toy"], retries=0))
     with pytest.raises(DownloadError) as caught:
         stage.run(settings, raw_dir=tmp_path / "raw", lock_path=tmp_path / "lock.json", registry=registry)
     message = str(caught.value)
@@ -522,4 +524,4 @@ def test_a_gzip_bomb_is_not_decompressed_past_the_registry_size(tmp_path):
     spec = FileSpec(name="toy.gz", path="toy.gz", md5=md5(PUBLISHED), content_sha256=sha256(CONTENT),
                     content_size=len(CONTENT))  # fmt: skip
     with pytest.raises(DownloadError, match="decompresses to more than the registry's content_size, 1200 bytes"):
-        fetch(toy([], spec), spec, tmp_path / "raw", PinLock(tmp_path / "lock.json"), [tmp_path / "mirror"], FAST)
+        fetch(toy([], spec), spec, tmp_path / "raw", PinLock(tmp_path / "lock.json"), FAST, [tmp_path / "mirror"])

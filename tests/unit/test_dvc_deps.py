@@ -103,3 +103,29 @@ def test_a_stage_depends_on_exactly_the_code_it_runs(name: str):
     listed = [d for d in deps if d.startswith("src/")]
     unused = [d for d in listed if not any(covered(p, [d]) for p in code)]
     assert not unused, f"dvc.yaml stage {name}: remove from deps (its command never imports them): {unused}"
+
+
+# Training stages: (their settings section, its dataclass, the list the DVC matrix iterates).
+TRAINING = {
+    "mlp": ("mlp", "hw4.stages.mlp:MLPSettings", "hidden_sizes"),
+    "mlp_final": ("mlp", "hw4.stages.mlp:MLPSettings", "hidden_sizes"),
+    "cnn": ("cnn", "hw4.stages.cnn:CNNSettings", "impls"),
+    "transfer": ("transfer", "hw4.stages.transfer:TransferSettings", "modes"),
+    "captioning": ("captioning", "hw4.stages.captioning:CaptioningSettings", "models"),
+}
+
+
+@pytest.mark.parametrize("name", list(TRAINING))
+def test_a_training_stage_reruns_for_every_setting_it_reads(name: str):
+    """Each field of the stage's section is a DVC param of the stage (the matrix's list aside:
+    it decides which stages exist), so a changed setting reruns the stage."""
+    import dataclasses
+    import importlib
+
+    section, target, matrix_list = TRAINING[name]
+    module, cls = target.split(":")
+    fields = {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), cls))} - {matrix_list}
+    params = [str(p) for p in stages()[name]["params"]]
+    missing = sorted(f for f in fields if section not in params and f"{section}.{f}" not in params)
+    assert not missing, f"dvc.yaml stage {name}: add to params: {[f'{section}.{f}' for f in missing]}"
+    assert "trainer" in params

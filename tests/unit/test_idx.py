@@ -16,6 +16,7 @@ from hw4.data.idx import IdxError, read_idx
 from hw4.data.mnist import FILES, load_split, split_train_val
 from hw4.data.registry import STANDIN_MARKER, Dataset, FileSpec, load_registry
 from hw4.stages import prepare as prepare_stage
+from tests.conftest import conf_values
 
 
 def idx_bytes(array: np.ndarray, type_byte: int = 0x08) -> bytes:
@@ -132,7 +133,7 @@ def test_prepare_stage_writes_the_splits(tmp_path):
     (raw / "kmnist" / STANDIN_MARKER).write_text("generated\n")
     out = tmp_path / "prepared" / "mnist_family.pt"
 
-    summary = prepare_stage.run(prepare_stage.PrepareSettings("kmnist", val_size=4), raw_dir=raw, out_path=out)
+    summary = prepare_stage.run(prepare_stage.PrepareSettings(**conf_values("prepare", dataset="kmnist", val_size=4)), raw_dir=raw, out_path=out)
 
     assert summary == {"dataset": "kmnist", "standin": True, "train": 8, "val": 4, "test": 5}
     data = torch.load(out, weights_only=True)
@@ -147,7 +148,7 @@ def test_prepare_stage_writes_the_splits(tmp_path):
 
 def test_prepare_stage_says_what_to_run_when_files_are_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="run the download stage with 'mnist' in download.datasets"):
-        prepare_stage.run(prepare_stage.PrepareSettings("mnist"), raw_dir=tmp_path, out_path=tmp_path / "x.pt")
+        prepare_stage.run(prepare_stage.PrepareSettings(**conf_values("prepare", dataset="mnist")), raw_dir=tmp_path, out_path=tmp_path / "x.pt")
 
 
 def test_wrong_magic_names_the_expected_and_found_values(tmp_path):
@@ -203,7 +204,7 @@ def test_prepare_reads_real_data_only_when_it_matches_the_recorded_checksums(tmp
     raw, out = tmp_path / "raw", tmp_path / "prepared" / "mnist_family.pt"
     write_family(raw / "kmnist", n_train=12, n_test=5)
     registry = fake_registry(raw / "kmnist", recompressed)
-    settings = prepare_stage.PrepareSettings("kmnist", val_size=4)
+    settings = prepare_stage.PrepareSettings(**conf_values("prepare", dataset="kmnist", val_size=4))
     assert prepare_stage.run(settings, raw_dir=raw, out_path=out, registry=registry)["standin"] is False
 
     # Another well-formed file put in place by hand (or left there by an older download stage).

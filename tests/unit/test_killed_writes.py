@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from hw4.data.archives import extract
+from hw4.data.archives import Limits, extract
 from hw4.outputs import read_json, write_csv, write_results
 from hw4.report.inputs import read_csv
 
@@ -84,9 +84,10 @@ def _zip(path: Path) -> Path:
 @pytest.mark.parametrize("target", ["big.bin", ".extracted-"], ids=["entry", "marker"])
 def test_extracted_files(isolated_workdir: Path, target: str):
     archive, out, sha = _zip(Path("a.zip")), Path("raw"), "ab" * 32
-    killed_mid_write(f"from hw4.data.archives import extract; extract('a.zip', 'raw', {sha!r})", target, 16)
+    limits = "Limits(max_bytes=10**9, max_entries=1000)"
+    killed_mid_write(f"from hw4.data.archives import Limits, extract; extract('a.zip', 'raw', {sha!r}, {limits})", target, 16)
 
-    assert extract(archive, out, sha) == ["top"]  # the rerun unpacks again, from scratch
+    assert extract(archive, out, sha, Limits(max_bytes=10**9, max_entries=1000)) == ["top"]  # the rerun unpacks again, from scratch
     assert (out / "top" / "big.bin").read_bytes() == b"\1" * 200_000
     assert sorted(p.name for p in out.iterdir()) == [f".extracted-{sha}", "top"]  # nothing half-written left
     assert json.loads((out / f".extracted-{sha}").read_text())["entries"] == ["top"]

@@ -16,6 +16,9 @@ from torch import nn
 from hw4.layers import ScratchConv2d, ScratchLinear, ScratchMaxPool2d, conv2d, linear, max_pool2d, relu
 from hw4.models.cnn import CNN, CNNConfig
 from hw4.models.mlp import MLP, MLPConfig
+from tests.conftest import conf_defaults
+
+HOMEWORK_CNN = CNNConfig(**conf_defaults()["cnn"]["arch"])  # conf/'s default arch is the homework's
 
 # float32 against torch: the same sums in another order. Rounding happens at the size of
 # the partial sums, so entries that cancel to near zero carry absolute errors like those of
@@ -191,13 +194,13 @@ def _assert_nets_agree(torch_net: nn.Module, scratch_net: nn.Module, x: torch.Te
         _assert_close(p.grad, want[name].grad, what=f"gradient of {name}")
 
 
-@pytest.mark.parametrize("config", [CNNConfig(), CNNConfig(channels=8, kernel=5, padding=2, hidden=16, extra_channels=[16])])
+@pytest.mark.parametrize("config", [HOMEWORK_CNN, CNNConfig(channels=8, kernel=5, padding=2, hidden=16, extra_channels=[16])])
 def test_scratch_cnn_equals_torch_cnn(config):
     _assert_nets_agree(CNN(config, impl="torch"), CNN(config, impl="scratch"), torch.randn(4, 1, 28, 28))
 
 
 def test_homework_cnn_shapes():
-    net = CNN(CNNConfig(), impl="scratch")
+    net = CNN(HOMEWORK_CNN, impl="scratch")
     assert net.classifier.fc1.in_features == 3872
     assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
@@ -220,8 +223,8 @@ def test_scratch_mlp_equals_torch_mlp():
         (lambda: ScratchMaxPool2d(2)(torch.randn(4, 9, 9)), r"expected input of shape \(B, C, H, W\), got \(4, 9, 9\)"),
         (lambda: ScratchMaxPool2d(2)(torch.randn(1, 1, 1, 9)), r"needs H, W >= 2, got \(1, 1, 1, 9\)"),
         (lambda: ScratchMaxPool2d(2, stride=1), r"stride must equal kernel_size"),
-        (lambda: CNN(impl="scratch")(torch.randn(2, 1, 32, 32)), r"expects input of shape \(B, 1, 28, 28\), got \(2, 1, 32, 32\)"),
-        (lambda: CNN(impl="numpy"), r"impl must be 'torch' or 'scratch'"),
+        (lambda: CNN(HOMEWORK_CNN, impl="scratch")(torch.randn(2, 1, 32, 32)), r"expects input of shape \(B, 1, 28, 28\), got \(2, 1, 32, 32\)"),
+        (lambda: CNN(HOMEWORK_CNN, impl="numpy"), r"impl must be 'torch' or 'scratch'"),
     ],
 )
 def test_wrong_inputs_say_what_was_expected(call, message):
@@ -233,4 +236,4 @@ def test_cnn_config_rejects_an_image_too_small_for_its_blocks():
     from hw4.config import ConfigError, from_dict
 
     with pytest.raises(ConfigError, match="leaves no pixels"):
-        from_dict(CNNConfig, {"kernel": 7, "extra_channels": [64, 64]}, "cnn.net")
+        from_dict(CNNConfig, conf_defaults()["cnn"]["arch"] | {"kernel": 7, "extra_channels": [64, 64]}, "cnn.arch")

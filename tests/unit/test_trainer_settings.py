@@ -9,9 +9,6 @@ from mlflow.tracking import MlflowClient
 from hw4 import cli, tracking
 from tests.conftest import tiny_mlp_params, write_params
 
-CPU = {"accelerator": "cpu", "devices": 1, "progress_bar": False, "numerics": "fast"}
-
-
 @pytest.mark.parametrize(
     "trainer, optim, message",
     [
@@ -34,7 +31,7 @@ def test_bad_trainer_or_optimiser_setting_stops_before_a_run_opens(
     mlp["optim"] = {**mlp["optim"], **optim}
     params = write_params(isolated_workdir / "params.yaml", mlp=mlp)
     data = yaml.safe_load(params.read_text())
-    data["trainer"] = {**CPU, **trainer}
+    data["trainer"].update(trainer)
     params.write_text(yaml.safe_dump(data))
     with pytest.raises(SystemExit) as stop:
         cli.main(["mlp", "--hidden", "8", "--params", str(params)])
@@ -55,3 +52,13 @@ def test_device_choices_lightning_accepts_pass(tmp_path: Path, devices):
     data["trainer"]["devices"] = devices
     params.write_text(yaml.safe_dump(data))
     assert load_settings(params).trainer.devices == devices
+
+
+def test_the_precision_names_are_lightnings():
+    """TrainerSettings checks `precision` against a copy of Lightning's private list of names."""
+    import typing
+
+    from lightning_fabric import connector
+    from hw4.training import PRECISIONS
+
+    assert set(PRECISIONS) == set(typing.get_args(connector._PRECISION_INPUT_STR)) | set(typing.get_args(connector._PRECISION_INPUT_STR_ALIAS))

@@ -48,15 +48,15 @@ class Entry:
 class Limits:
     """params.yaml `download.max_extract_bytes` and `download.max_extract_entries`."""
 
-    max_bytes: int = 40_000_000_000  # COCO's train2014.zip unpacks to about 13 GB
-    max_entries: int = 200_000  # train2014.zip holds 82,783 images
+    max_bytes: int
+    max_entries: int
 
 
 def extract(
     archive: Path,
     target_dir: Path,
     archive_sha256: str,
-    limits: Limits = Limits(),
+    limits: Limits,
     owned: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Unpack `archive` into `target_dir` (unless its marker says it already is there).
@@ -87,7 +87,7 @@ def extract(
     return top
 
 
-def list_entries(archive: Path, limits: Limits = Limits()) -> list[Entry]:
+def list_entries(archive: Path, limits: Limits) -> list[Entry]:
     """Every entry, refused (ArchiveError) as soon as the entries pass `limits`."""
     try:
         if zipfile.is_zipfile(archive):

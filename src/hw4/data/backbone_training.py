@@ -31,9 +31,9 @@ from hw4.data.image_features import ImageFiles, normalise
 class WordTraining:
     """params.yaml `preprocess_coco.raw.word_training` (used when weights: caption_words)."""
 
-    epochs: int = 10
-    lr: float = 1e-3
-    batch_size: int = 32
+    epochs: int
+    lr: float
+    batch_size: int
 
 
 def word_targets(captions: np.ndarray, image_idxs: np.ndarray, n_images: int, vocab: Vocabulary) -> torch.Tensor:

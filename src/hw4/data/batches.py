@@ -15,16 +15,6 @@ from typing import Iterator, Sequence
 import torch
 
 
-class EpochSampler:
-    """Holds the epoch Lightning sets (via `set_epoch`) so reshuffling survives a resume."""
-
-    def __init__(self) -> None:
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-
 @dataclass
 class TensorBatches:
     """An iterable of batches `tuple(t[idx] for t in tensors)`; `batch_size` is global.
@@ -53,8 +43,7 @@ class TensorBatches:
             )
         if self.steps_per_item is not None and (not self.shuffle or self.steps_per_item < 1):
             raise ValueError(f"steps_per_item={self.steps_per_item}: a positive count, for training batches only")
-        self.sampler = EpochSampler()
-        self.batch_sampler = None  # Lightning inspects DataLoader-like objects for both
+        self.epoch = 0  # the training order's; set by `set_epoch` (hw4.training.LoaderEpoch)
 
     @property
     def num_samples(self) -> int:
@@ -73,7 +62,7 @@ class TensorBatches:
         device = self.tensors[0].device
         if self.shuffle:
             steps, local = self._train_shape()
-            g = torch.Generator().manual_seed(self.seed + self.sampler.epoch)
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
             perm = torch.randperm(self.num_samples, generator=g)
             # (steps, world, local): rank r takes its slice of every global batch.
             mine = perm[: steps * self.world_size * local].view(steps, self.world_size, local)
@@ -98,6 +87,9 @@ class TensorBatches:
             return steps if self.steps_per_item is None else -(-steps // self.steps_per_item)
         lo, hi = self._eval_range()
         return -(-(hi - lo) // self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def to(self, device: torch.device) -> "TensorBatches":
         self.tensors = [t.to(device) for t in self.tensors]

@@ -56,11 +56,13 @@ class _Stalled(Exception):
 
 @dataclass(frozen=True)
 class HttpOptions:
-    retries: int = 3  # extra attempts per mirror after the first, for transient failures only
-    timeout_s: float = 60  # per socket read; also the window the minimum rate is measured over
-    backoff_s: float = 0.5  # wait before the first retry, doubled for each later one
-    attempt_deadline_s: float = 14400  # one attempt at one file, start to end
-    min_bytes_per_s: float = 0  # below this over a timeout_s window, the mirror has stalled
+    """params.yaml `download`'s network settings (`DownloadSettings.http`), and the backoff."""
+
+    retries: int  # extra attempts per mirror after the first, for transient failures only
+    timeout_s: float  # per socket read; also the window the minimum rate is measured over
+    attempt_deadline_s: float  # one attempt at one file, start to end
+    min_bytes_per_s: float  # below this over a timeout_s window, the mirror has stalled
+    backoff_s: float = 0.5  # wait before the first retry, doubled for each later one (not a setting)
 
 
 @dataclass(frozen=True)
@@ -166,8 +168,8 @@ def fetch(
     spec: FileSpec,
     target_dir: Path,
     lock: PinLock,
+    http: HttpOptions,
     mirror_dirs: Sequence[Path] = (),
-    http: HttpOptions = HttpOptions(),
     accept: Callable[[Fetched], None] | None = None,
 ) -> Fetched:
     """Put a verified `target_dir/spec.name` in place; pin its sha256 if it is pinned and new.

@@ -41,8 +41,8 @@ class CaptioningModule(TrackedModule):
         self._optimise(self._step("train", batch))
 
     def on_train_epoch_end(self) -> None:
-        lr = self._end_train_epoch()
-        self._log_epoch({"train/loss": self._compute("train"), "lr": lr})
+        self._log_epoch({"train/loss": self._compute("train")})
+        self._end_train_epoch()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._step("val", batch)

@@ -96,8 +96,8 @@ class ImageClassifier(TrackedModule):
         self._record(split, logits, labels, loss[None])
 
     def on_train_epoch_end(self) -> None:
-        lr = self._end_train_epoch()
-        self._log_epoch(self._compute("train") | {"lr": lr})
+        self._log_epoch(self._compute("train"))
+        self._end_train_epoch()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate("val", batch)

@@ -1,9 +1,9 @@
 """Problem 3's convolutional network, built from torch.nn layers or from the scratch ones.
 
-Default (the homework's): conv 32 filters 7x7, stride 1, no padding - ReLU - 2x2 max-pool
-stride 2 - fc 3872->100 - ReLU - fc 100->10. `extra_channels` appends further
+The homework's (conf/config.yaml `cnn.arch`): conv 32 filters 7x7, stride 1, no padding - ReLU
+- 2x2 max-pool stride 2 - fc 3872->100 - ReLU - fc 100->10. `extra_channels` appends further
 conv-ReLU-pool blocks (same kernel and padding) for a stronger variant, e.g.
-`CNNConfig(kernel=5, padding=2, extra_channels=[64])`: 28 -> 14 -> 7, fc 3136->100.
+`CNNConfig(32, kernel=5, padding=2, hidden=100, extra_channels=[64])`: 28 -> 14 -> 7, fc 3136->100.
 
 Both implementations have the same module tree, hence the same state_dict keys
 (`features.conv1.weight`, ..., `classifier.fc2.bias`): weights trained with one load into the other.
@@ -12,7 +12,7 @@ Both implementations have the same module tree, hence the same state_dict keys
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import torch
@@ -23,14 +23,16 @@ Impl = Literal["torch", "scratch"]
 
 @dataclass
 class CNNConfig:
-    channels: int = 32  # filters of the first conv block
-    kernel: int = 7
-    padding: int = 0
-    hidden: int = 100
-    num_classes: int = 10
+    """params.yaml `cnn.arch` (the first five), and the images' shape and classes."""
+
+    channels: int  # filters of the first conv block
+    kernel: int
+    padding: int
+    hidden: int
+    extra_channels: list[int]  # filters of further conv blocks
+    num_classes: int = 10  # the data's, not settings
     in_channels: int = 1
     image_size: int = 28
-    extra_channels: list[int] = field(default_factory=list)  # filters of further conv blocks
 
     def block_channels(self) -> list[int]:
         return [self.channels, *self.extra_channels]
@@ -85,9 +87,9 @@ def layer_classes(impl: Impl) -> Layers:
 
 
 class CNN(nn.Module):
-    def __init__(self, config: CNNConfig | None = None, impl: Impl = "torch"):
+    def __init__(self, config: CNNConfig, impl: Impl = "torch"):
         super().__init__()
-        self.config = config = config or CNNConfig()
+        self.config = config
         layers = layer_classes(impl)
         blocks: OrderedDict[str, nn.Module] = OrderedDict()
         in_ch = config.in_channels

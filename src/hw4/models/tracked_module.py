@@ -17,11 +17,11 @@ from hw4.tracking import MLflowRunLogger
 class OptimSettings:
     """`name: sgd` with `momentum: 0` and `lr_decay: 0.95` is the homework's setting."""
 
-    name: Literal["sgd", "adam"] = "sgd"
-    lr: float = 1e-3
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    lr_decay: float = 1.0  # multiplied into the learning rate after every epoch
+    name: Literal["sgd", "adam"]
+    lr: float
+    momentum: float
+    weight_decay: float
+    lr_decay: float  # multiplied into the learning rate after every epoch
 
     def validate(self, where: str) -> None:
         from hw4.config import ConfigError
@@ -68,7 +68,9 @@ class TrackedModule(pl.LightningModule):
         # 14 times per manual optimiser step; nn.Module.__setattr__'s search of parameters,
         # buffers and submodules before storing a plain string costs a small MLP ~30 us a
         # step on two CPU cores (benchmarks/bench_lightning.py). The string is stored as
-        # that search would store it.
+        # that search would store it. No public API names the hook; the test
+        # test_lightning_still_names_the_running_hook_as_tracked_module_expects fails when
+        # a Lightning release renames the attribute.
         if name == "_current_fx_name":
             object.__setattr__(self, name, value)
         else:
@@ -83,26 +85,38 @@ class TrackedModule(pl.LightningModule):
         if (self.global_step + 1) % self.log_every_n_steps == 0 and self.logger is not None:
             self.logger.log_metrics({"train/loss_step": loss.item()}, step=self.global_step)
 
-    def _end_train_epoch(self) -> float:
-        """Step the per-epoch schedule; return the learning rate the epoch trained with."""
-        lr = self.optimizers().param_groups[0]["lr"]
+    def _end_train_epoch(self) -> None:
+        """Step the per-epoch schedule, keeping the rate the epoch trained with in `history`
+        (LearningRateMonitor logs it to MLflow)."""
+        self._history_row()["lr"] = self.optimizers().param_groups[0]["lr"]
         self.lr_schedulers().step()
-        return lr
 
-    def _log_epoch(self, metrics: dict[str, float]) -> None:
-        """Epoch metrics go to the logger at the epoch's step, and into `history`; the
-        logger writes out what it holds (the step losses too) here at most once a second
-        (`MLflowRunLogger.save`), never per step."""
+    def _history_row(self) -> dict[str, float]:
         if not self.history or self.history[-1]["epoch"] != self.current_epoch:
             self.history.append({"epoch": self.current_epoch})
-        self.history[-1].update(metrics)
+        return self.history[-1]
+
+    def _log_epoch(self, metrics: dict[str, float]) -> None:
+        """Epoch metrics go into `history`, into `trainer.callback_metrics` (for Lightning's
+        callbacks: EarlyStopping, ModelCheckpoint's monitor) and to the logger at the epoch's
+        step; the logger writes out what it holds (the step losses too) here at most once a
+        second (`MLflowRunLogger.save`), never per step."""
+        self._history_row().update(metrics)
+        # The values are global already (torchmetrics sums the ranks' states) and the same on
+        # every rank: "max" passes them through unchanged, where a mean of n copies can round.
+        # logger=False: Lightning would log them at the batch count; MLflow's step is the epoch.
+        self.log_dict(metrics, logger=False, sync_dist=True, reduce_fx="max")
         if self.logger is not None:
             self.logger.log_metrics(metrics, step=self.current_epoch)
             self.logger.save()
 
     def configure_optimizers(self):
-        opt, schedule = self.optim.build(self.parameters())
-        return [opt], [schedule]
+        opt, schedule = self.build_optimiser()
+        # Named "lr", LearningRateMonitor's metric name for it (its own would be "lr-Adam").
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "name": "lr"}}
+
+    def build_optimiser(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        return self.optim.build(self.parameters())
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["hw4_history"] = self.history

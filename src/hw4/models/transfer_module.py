@@ -1,4 +1,4 @@
-"""Transfer learning on a ResNet: the LightningModule, the freezing callback, the best checkpoint.
+"""Transfer learning on a ResNet: the LightningModule and the freezing callback.
 
 `finetune` trains every parameter; `freeze` adds `FreezeBackbone`, so only the new head
 trains. The module itself does not know the mode: its optimizer takes whatever parameters
@@ -8,8 +8,7 @@ still require gradients when the Trainer asks for it, which is after callbacks' 
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Literal
 
 import pytorch_lightning as pl
 import torch
@@ -45,10 +44,10 @@ class TransferClassifier(ImageClassifier):
         images, labels = batch  # one step's batch, from a DataLoader: k = 1
         super().training_step((images[None], labels[None]), batch_idx)
 
-    def configure_optimizers(self):
+    def build_optimiser(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
         trainable = [p for p in self.parameters() if p.requires_grad]
         opt = torch.optim.SGD(trainable, lr=self.optim.lr, momentum=self.optim.momentum, weight_decay=self.optim.weight_decay)
-        return [opt], [torch.optim.lr_scheduler.StepLR(opt, step_size=self.step_size, gamma=self.gamma)]
+        return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=self.step_size, gamma=self.gamma)
 
     def on_train_epoch_start(self) -> None:
         self._epoch_start = time.perf_counter()
@@ -79,32 +78,3 @@ class FreezeBackbone(Callback):
 
 def mode_callbacks(mode: Mode) -> list[Callback]:
     return [FreezeBackbone()] if mode == "freeze" else []
-
-
-class KeepBest(Callback):
-    """The network's weights from the epoch of the best validation accuracy (the tutorial's
-    `best_model_wts`: the first epoch to reach it), saved to `path` with `meta`.
-
-    The best value so far travels in Lightning's checkpoint, so a resumed run keeps it.
-    """
-
-    def __init__(self, path: Path, meta: Mapping[str, Any]):
-        self.path = Path(path)
-        self.meta = dict(meta)
-        self.best = -1.0
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        row = pl_module.history[-1]
-        if row["val/acc"] <= self.best:
-            return
-        self.best = row["val/acc"]
-        if trainer.is_global_zero:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            meta = {**self.meta, "epoch": row["epoch"], "val/acc": row["val/acc"]}
-            torch.save({"state_dict": pl_module.net.state_dict(), "meta": meta}, self.path)
-
-    def state_dict(self) -> dict[str, float]:
-        return {"best": self.best}
-
-    def load_state_dict(self, state_dict: dict[str, float]) -> None:
-        self.best = state_dict["best"]

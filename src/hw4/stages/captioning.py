@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from hw4.models.tracked_module import OptimSettings
 from hw4.outputs import plot_curves, record_path, write_csv, write_results
 from hw4.seeds import add_seed_argument, per_seed
 from hw4.tracking import ResumeState, StageRun, params_hash
-from hw4.training import TrainerSettings, build_trainer, trainer_and_seed
+from hw4.training import EarlyStoppingSettings, Monitor, TrainerSettings, build_trainer, trainer_and_seed
 
 EXPERIMENT = "captioning"
 DATA_DIR = Path("data/prepared/coco")
@@ -40,8 +40,8 @@ MODELS = ("rnn", "lstm", "blind")
 
 @dataclass
 class DecodingSettings:
-    beam_width: int = 1  # 1 is greedy decoding
-    max_length: int = 30  # words generated at most when no <END> comes
+    beam_width: int  # 1 is greedy decoding
+    max_length: int  # words generated at most when no <END> comes
 
 
 @dataclass
@@ -49,17 +49,18 @@ class CaptioningSettings:
     """params.yaml `captioning` (named settings: conf/captioning/*.yaml)."""
 
     models: list[str]  # the DVC matrix: each one of MODELS
-    blind_cell: Cell = "rnn"  # the network the blind baseline trains
-    hidden_dim: int = 512
-    wordvec_dim: int = 256
-    epochs: int = 58
-    batch_size: int = 25  # global: split across devices under DDP
-    eval_batch_size: int = 500
-    max_train: int = 50  # training captions kept (seeded draw); 0 keeps all
-    optim: OptimSettings = field(default_factory=lambda: OptimSettings(name="adam", lr=4e-3, lr_decay=0.95))
-    decoding: DecodingSettings = field(default_factory=DecodingSettings)
-    eval_images: int = 0  # validation images scored (seeded draw); 0 scores all
-    samples: int = 4  # sample captions shown per split
+    blind_cell: Cell  # the network the blind baseline trains
+    hidden_dim: int
+    wordvec_dim: int
+    epochs: int
+    batch_size: int  # global: split across devices under DDP
+    eval_batch_size: int
+    max_train: int  # training captions kept (seeded draw); 0 keeps all
+    optim: OptimSettings
+    decoding: DecodingSettings
+    eval_images: int  # validation images scored (seeded draw); 0 scores all
+    samples: int  # sample captions shown per split
+    early_stopping: EarlyStoppingSettings
 
     def validate(self, where: str) -> None:
         unknown = [m for m in self.models if m not in MODELS]
@@ -165,7 +166,8 @@ def run(s: Settings, model: str, data_dir: Path = DATA_DIR) -> dict[str, Any]:
     stage = f"captioning@{model}-{s.seed}"
     with StageRun(EXPERIMENT, stage, params, data_files, standin, resume, run_name=f"{model} (seed {s.seed})") as run:
         module = CaptioningModule(build_net(c, data, cell), c.optim, blind=blind)
-        trainer = build_trainer(s.trainer, run, c.epochs, checkpoint_dir=out.checkpoints)
+        trainer = build_trainer(s.trainer, run, c.epochs, checkpoint_dir=out.checkpoints, best=Monitor("val/loss", "min"),
+                                callbacks=c.early_stopping.callbacks())
         start = time.perf_counter()
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
         train_time = time.perf_counter() - start

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 from functools import partial
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from hw4.models.tracked_module import OptimSettings
 from hw4.models.cnn import CNN, CNNConfig, Impl
 from hw4.seeds import add_seed_argument, per_seed
 from hw4.tracking import is_global_rank_zero
-from hw4.training import TrainerSettings, trainer_and_seed
+from hw4.training import EarlyStoppingSettings, TrainerSettings, trainer_and_seed
 
 EXPERIMENT = "cnn"
 DATA = Path("data/prepared/mnist_family.pt")
@@ -36,13 +36,14 @@ FIGURES = Path("plots/cnn/figures")  # <impl>/seed<k>.png, the learning curves
 class CNNSettings:
     """params.yaml `cnn`. `impls` drives the DVC matrix; each run reads the rest."""
 
-    impls: list[Impl] = field(default_factory=lambda: ["torch", "scratch"])
-    arch: CNNConfig = field(default_factory=CNNConfig)
-    epochs: int = 10
-    batch_size: int = 100
-    eval_batch_size: int = 1000
-    optim: OptimSettings = field(default_factory=OptimSettings)
-    augment: Augment = "none"  # hflip: random horizontal mirroring (Fashion-MNIST, not digits)
+    impls: list[Impl]
+    arch: CNNConfig
+    epochs: int
+    batch_size: int
+    eval_batch_size: int
+    optim: OptimSettings
+    early_stopping: EarlyStoppingSettings
+    augment: Augment  # hflip: random horizontal mirroring (Fashion-MNIST, not digits)
 
     def validate(self, where: str) -> None:
         if not self.impls or len(set(self.impls)) != len(self.impls):
@@ -87,6 +88,7 @@ def run(s: Settings, impl: Impl) -> dict[str, Any]:
         extra_metrics={"impl": impl},
         test=True,
         augment=s.cnn.augment,
+        early_stopping=s.cnn.early_stopping,
     )
     return train_classifier(job).metrics
 

@@ -19,7 +19,7 @@ import os
 import shutil
 import signal
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,15 +50,15 @@ class StandinError(RuntimeError):
 class DownloadSettings:
     """params.yaml `download`."""
 
-    datasets: list[str] = field(default_factory=list)
-    generate: list[str] = field(default_factory=list)  # stand-ins to generate instead
-    mirror_dirs: list[str] = field(default_factory=list)  # searched before the network
-    retries: int = 3  # extra attempts per HTTP mirror, for transient failures
-    timeout_s: float = 60.0  # per socket read, and the window min_bytes_per_s is measured over
-    attempt_deadline_s: float = 21600.0  # one attempt at one file (COCO's 13 GB at 1 MB/s: 3.6 h)
-    min_bytes_per_s: float = 1024.0  # slower than this over timeout_s: the mirror has stalled
-    max_extract_bytes: int = 40_000_000_000  # an archive unpacking to more is refused (a zip bomb)
-    max_extract_entries: int = 200_000
+    datasets: list[str]
+    generate: list[str]  # stand-ins to generate instead
+    mirror_dirs: list[str]  # searched before the network
+    retries: int  # extra attempts per HTTP mirror, for transient failures
+    timeout_s: float  # per socket read, and the window min_bytes_per_s is measured over
+    attempt_deadline_s: float  # one attempt at one file (COCO's 13 GB at 1 MB/s: 3.6 h)
+    min_bytes_per_s: float  # slower than this over timeout_s: the mirror has stalled
+    max_extract_bytes: int  # an archive unpacking to more is refused (a zip bomb)
+    max_extract_entries: int
 
     def validate(self, where: str) -> None:
         check_settings(self, load_registry(), where)
@@ -151,7 +151,7 @@ def fetch_dataset(
     for spec in dataset.files:
         unpack = _unpacker(registry, dataset, spec, target_dir, settings.limits()) if spec.extract else None
         try:
-            fetched = fetch(dataset, spec, target_dir, lock, mirror_dirs, settings.http(), accept=unpack)
+            fetched = fetch(dataset, spec, target_dir, lock, settings.http(), mirror_dirs, accept=unpack)
         except DownloadError as e:
             failures.append(str(e))
             continue

@@ -44,9 +44,9 @@ class GradcheckSettings:
     A wrong term in a derivation gives errors of the order of the values themselves.
     """
 
-    seed: int = 0
-    atol: float = 1e-5
-    rtol: float = 1e-4
+    seed: int
+    atol: float
+    rtol: float
 
     def validate(self, where: str) -> None:
         if self.atol < 0 or self.rtol < 0:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 from functools import partial
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +23,13 @@ from hw4.models.tracked_module import OptimSettings
 from hw4.outputs import read_json, record_path
 from hw4.seeds import add_seed_argument, per_seed
 from hw4.tracking import is_global_rank_zero
-from hw4.training import TrainerSettings, trainer_and_seed
+from hw4.training import EarlyStoppingSettings, TrainerSettings, trainer_and_seed
 
 EXPERIMENT = "mlp"
 DATA = Path("data/prepared/mnist_family.pt")
 POINTS = Path("metrics/mlp/points")  # h<hidden>/seed<k>.json
 SELECTION = Path("metrics/mlp/select.json")
 FINAL = Path("metrics/mlp/final.json")  # the seeds' summary (stage mlp_final_seeds); final/seed<k>.json each seed
-# Optimiser steps per Lightning training_step: a small MLP's step is shorter than Lightning's
-# loop around it, which 10 steps share (benchmarks/bench_lightning.py). The weights are the same.
-STEPS_PER_CALL = 10
 
 
 @dataclass
@@ -40,12 +37,15 @@ class MLPSettings:
     """params.yaml `mlp`. The sweep list drives the DVC matrix; each point reads the rest."""
 
     hidden_sizes: list[int]
-    impl: Impl = "torch"
-    epochs: int = 10
-    batch_size: int = 100
-    eval_batch_size: int = 1000
-    steps_per_call: int = STEPS_PER_CALL
-    optim: OptimSettings = field(default_factory=OptimSettings)
+    impl: Impl
+    epochs: int
+    batch_size: int
+    eval_batch_size: int
+    # Optimiser steps per Lightning training_step: a small MLP's step is shorter than Lightning's
+    # loop around it, which several steps share (benchmarks/bench_lightning.py); the weights are the same.
+    steps_per_call: int
+    optim: OptimSettings
+    early_stopping: EarlyStoppingSettings  # the sweep's points; the final run trains every epoch
 
     def validate(self, where: str) -> None:
         if not self.hidden_sizes:
@@ -104,6 +104,7 @@ def _job(s: Settings, hidden: int, name: str, stage: str, test: bool, tags: dict
         metrics_path=metrics,
         extra_metrics={"hidden": hidden},
         test=test,
+        early_stopping=s.mlp.early_stopping,
         tags=tags,
     )
 

@@ -30,8 +30,8 @@ OUT_PATH = Path("data/prepared/mnist_family.pt")
 class PrepareSettings:
     """params.yaml `prepare`."""
 
-    dataset: Literal["mnist", "fashion_mnist", "kmnist"] = "mnist"
-    val_size: int = 5000  # the last val_size training images; the homework holds out 5,000
+    dataset: Literal["mnist", "fashion_mnist", "kmnist"]
+    val_size: int  # the last val_size training images; the homework holds out 5,000
 
     def validate(self, where: str) -> None:
         if self.val_size < 1:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -60,7 +60,7 @@ OUT_DIR = Path("data/prepared/coco")
 class FeaturesSource:
     """CS231n's files: `pca: true` reads the 512-d PCA'd fc7 features, false the 4096-d ones."""
 
-    pca: bool = True
+    pca: bool
 
     def files(self) -> dict[str, str]:
         suffix = "_pca" if self.pca else ""
@@ -69,20 +69,20 @@ class FeaturesSource:
 
 @dataclass
 class RawSource:
-    min_count: int = 5  # words seen fewer times in the training captions become <UNK>
-    max_length: int = 17  # tokens per encoded caption, <START> and <END> included (CS231n: 17)
-    too_long: TooLong = "error"  # a longer caption stops the stage, or is dropped
-    backbone: str = "resnet18"
-    weights: Weights = "imagenet"
-    weights_file: str = "data/raw/resnet18_imagenet/resnet18-f37072fd.pth"
-    image_size: int = 224
-    batch_size: int = 64
-    workers: int = 4  # image-decoding processes
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = 0  # torch's CPU threads; 0 leaves torch's default (1 beats 2 on a busy 2-core CPU)
-    word_training: WordTraining = field(default_factory=WordTraining)  # for weights: caption_words
-    pca_dim: int = 0  # 0 keeps the backbone's features as they are
-    standardise: bool = True  # zero mean, unit variance per dimension (training statistics)
+    min_count: int  # words seen fewer times in the training captions become <UNK>
+    max_length: int  # tokens per encoded caption, <START> and <END> included (CS231n: 17)
+    too_long: TooLong  # a longer caption stops the stage, or is dropped
+    backbone: str
+    weights: Weights
+    weights_file: str
+    image_size: int
+    batch_size: int
+    workers: int  # image-decoding processes
+    device: str  # auto | cpu | cuda | cuda:N
+    threads: int  # torch's CPU threads; 0 leaves torch's default (1 beats 2 on a busy 2-core CPU)
+    word_training: WordTraining  # for weights: caption_words
+    pca_dim: int  # 0 keeps the backbone's features as they are
+    standardise: bool  # zero mean, unit variance per dimension (training statistics)
 
     def validate(self, where: str) -> None:
         if self.backbone not in BACKBONES:
@@ -102,11 +102,11 @@ class RawSource:
 class PreprocessCocoSettings:
     """params.yaml `preprocess_coco`."""
 
-    source: Literal["features", "raw"] = "features"
-    input_dir: str = "data/raw/coco_captioning/coco_captioning"  # the chosen source's files
-    max_train: int = 0  # keep this many training captions (seeded draw); 0 keeps all
-    features: FeaturesSource = field(default_factory=FeaturesSource)
-    raw: RawSource = field(default_factory=RawSource)
+    source: Literal["features", "raw"]
+    input_dir: str  # the chosen source's files
+    max_train: int  # keep this many training captions (seeded draw); 0 keeps all
+    features: FeaturesSource
+    raw: RawSource
 
     def validate(self, where: str) -> None:
         if self.max_train < 0:

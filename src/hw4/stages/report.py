@@ -46,7 +46,7 @@ NOTE_TAG = "mlflow.note.content"  # the run's description in the MLflow UI (Mark
 class ReportSettings:
     """params.yaml `report`."""
 
-    title: str = "EECS545 Homework 4, regenerated"
+    title: str
 
     def validate(self, where: str) -> None:
         if not self.title.strip():

@@ -11,29 +11,30 @@ transfer/<mode>` summarises a mode's seeds.
 from __future__ import annotations
 
 import argparse
-import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 
 from hw4.config import ConfigError, flatten, load_params, section
 from hw4.data.image_folders import ImageFolderData, ImageFolderError, tree_sha256
 from hw4.data.registry import STANDIN_MARKER
 from hw4.models.tracked_module import OptimSettings
 from hw4.models.resnet import Pretrained, Weights, WeightsError, resnet18_classifier, resolve_weights
-from hw4.models.transfer_module import MODES, KeepBest, Mode, TransferClassifier, mode_callbacks
+from hw4.models.transfer_module import MODES, Mode, TransferClassifier, mode_callbacks
 from hw4.outputs import plot_curves, write_csv, write_results
 from hw4.seeds import add_seed_argument, per_seed
 from hw4.tracking import ResumeState, StageRun, params_hash
-from hw4.training import TrainerSettings, build_trainer, trainer_and_seed
+from hw4.training import EarlyStoppingSettings, Monitor, TrainerSettings, build_trainer, trainer_and_seed
 
 EXPERIMENT = "transfer"
 DATASET = "hymenoptera"
 CHECKPOINTS = Path("checkpoints/transfer")
 METRICS = Path("metrics/transfer")  # <mode>/seed<k>.json; the full record in results/transfer
+MODELS = Path("models/transfer")  # <mode>_best/seed<k>.pt, the best epoch's weights
 CURVES = Path("plots/transfer/curves")  # <mode>/seed<k>.csv, one row per epoch
 CURVE_COLUMNS = ("epoch", "train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "lr", "epoch_time_s")
 
@@ -56,16 +57,17 @@ class TransferSettings:
 
     data_dir: str
     weights: str
-    pretrained: Pretrained = "imagenet"
-    modes: list[Mode] = field(default_factory=lambda: list(MODES))
-    epochs: int = 25
-    batch_size: int = 4  # global: split across devices under DDP
-    workers: int = 4  # DataLoader processes decoding and augmenting images
-    lr: float = 1e-3
-    momentum: float = 0.9
-    step_size: int = 7  # StepLR: the rate is multiplied by gamma every step_size epochs
-    gamma: float = 0.1
-    image_size: int = 224
+    pretrained: Pretrained
+    modes: list[Mode]
+    epochs: int
+    batch_size: int  # global: split across devices under DDP
+    workers: int  # DataLoader processes decoding and augmenting images
+    lr: float
+    momentum: float
+    step_size: int  # StepLR: the rate is multiplied by gamma every step_size epochs
+    gamma: float
+    image_size: int
+    early_stopping: EarlyStoppingSettings
 
     def validate(self, where: str) -> None:
         if not self.modes or len(set(self.modes)) != len(self.modes):
@@ -115,11 +117,11 @@ def run(s: Settings, mode: Mode) -> dict[str, Any]:
     label = _label(mode, s.seed, weights, standin)
     with StageRun(EXPERIMENT, f"transfer@{mode}-{s.seed}", params, standin=standin, resume=resume, run_name=label,
                   tags={"mode": mode, "weights": weights.kind}) as run:
-        module = TransferClassifier(net, OptimSettings("sgd", t.lr, t.momentum), t.step_size, t.gamma, len(data.classes))
-        meta = {"mode": mode, "weights": weights.kind, "standin": standin, "dataset": DATASET, "classes": list(data.classes)}
-        keep_best = KeepBest(resume.directory / "best.pt", meta)
-        trainer = build_trainer(s.trainer, run, t.epochs, checkpoint_dir=resume.directory,
-                                callbacks=[keep_best, *mode_callbacks(mode)])
+        optim = OptimSettings("sgd", t.lr, t.momentum, weight_decay=0.0, lr_decay=1.0)  # StepLR decays instead
+        module = TransferClassifier(net, optim, t.step_size, t.gamma, len(data.classes))
+        # The tutorial's `best_model_wts`: the weights of the first epoch with the best validation accuracy.
+        trainer = build_trainer(s.trainer, run, t.epochs, checkpoint_dir=resume.directory, best=Monitor("val/acc", "max"),
+                                callbacks=[*mode_callbacks(mode), *t.early_stopping.callbacks()])
         start = time.perf_counter()
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
         metrics = summarise(module.history) | {
@@ -128,8 +130,23 @@ def run(s: Settings, mode: Mode) -> dict[str, Any]:
             "provenance": run.provenance,
         }
         if trainer.is_global_zero:
-            _write_outputs(mode, s.seed, label, module.history, metrics, keep_best.path, run)
+            meta = {"mode": mode, "weights": weights.kind, "standin": standin, "dataset": DATASET, "classes": list(data.classes),
+                    "epoch": metrics["best_epoch"], "val/acc": metrics["val/acc_best"]}
+            model = best_model(trainer, per_seed(MODELS / f"{mode}_best.pt", s.seed), meta)
+            _write_outputs(mode, s.seed, label, module.history, metrics, model, run)
         return metrics
+
+
+def best_model(trainer: pl.Trainer, path: Path, meta: dict[str, Any]) -> Path:
+    """The network's weights from the best checkpoint, with `meta`, saved to `path`: loadable
+    without Lightning (`resnet18_classifier(2).load_state_dict(...["state_dict"])`). The
+    checkpoint stays in the (persistent) checkpoint directory, so a resumed run still has it;
+    DVC removes the model output before every run."""
+    checkpoint = torch.load(trainer.checkpoint_callback.best_model_path, map_location="cpu", weights_only=True)
+    net = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": net, "meta": meta}, path)
+    return path
 
 
 def summarise(history: list[dict[str, float]]) -> dict[str, Any]:
@@ -184,7 +201,7 @@ def _label(mode: Mode, seed: int, weights: Weights, standin: bool) -> str:
 
 
 def _write_outputs(mode: Mode, seed: int, label: str, history: list[dict[str, float]], metrics: dict[str, Any],
-                   best: Path, run: StageRun) -> None:
+                   model: Path, run: StageRun) -> None:
     written = write_results(per_seed(METRICS / f"{mode}.json", seed), metrics)
     rows = [{k: r.get(k) for k in CURVE_COLUMNS} | {"standin": metrics["standin"]} for r in history]
     curve = write_csv(per_seed(CURVES / f"{mode}.csv", seed), rows)
@@ -192,11 +209,6 @@ def _write_outputs(mode: Mode, seed: int, label: str, history: list[dict[str, fl
         per_seed(Path("plots/transfer/figures") / f"{mode}.png", seed), rows, "epoch",
         {"loss": ["train/loss", "val/loss"], "accuracy": ["train/acc", "val/acc"]}, title=label,
     )
-    # The best weights are kept in the (persistent) checkpoint directory while training, so
-    # a resumed run still has them; DVC removes the model output before every run.
-    model = per_seed(Path("models/transfer") / f"{mode}_best.pt", seed)
-    model.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(best, model)
     run.log_metrics({k: metrics[k] for k in ("val/acc_best", "best_epoch", "epoch_time_s", "train_time_s")}, step=metrics["epochs"] - 1)
     for path in (*written, curve, png, model):
         run.log_artifact(path)

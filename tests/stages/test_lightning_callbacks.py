@@ -1,0 +1,121 @@
+"""Lightning's own callbacks see the stages' metrics: EarlyStopping from params, the best
+checkpoint (ModelCheckpoint), LearningRateMonitor, and a resume that reshuffles as before."""
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from hw4 import tracking
+from hw4.data.mnist_batches import MnistFamilyData
+from hw4.models.classifier import ImageClassifier
+from hw4.models.mlp import MLP, MLPConfig
+from hw4.models.tracked_module import OptimSettings
+from hw4.stages import captioning, mlp, preprocess_coco, transfer
+from hw4.training import Monitor, TrainerSettings, build_trainer
+from tests.conftest import TEST_TRAINER, conf_section, tiny_mlp_params, write_params
+from tests.stages.test_captioning import raw_settings, tiny_standin
+from tests.stages.test_transfer import tiny_settings
+
+# An improvement of more than 1.0 in accuracy (or loss) never comes: the run stops after
+# `patience` epochs past the first, on every machine, whatever the floats.
+NEVER_ENOUGH = {"mode": "max", "patience": 2, "min_delta": 1.0}
+OPTIM = OptimSettings(name="sgd", lr=0.1, momentum=0.9, weight_decay=0.0, lr_decay=0.9)
+
+
+def _fit(data_path: Path, epochs: int, checkpoint_dir: Path | None = None, ckpt_path: Path | None = None):
+    torch.manual_seed(0)
+    data = MnistFamilyData(data_path, 50, 100, seed=0)
+    module = ImageClassifier(MLP(MLPConfig(hidden=16)), OPTIM, data.mean, data.std)
+    inert = tracking.StageRun("unused", "unused", {})  # never entered: logs nothing
+    trainer = build_trainer(conf_section("trainer", TrainerSettings, **TEST_TRAINER), inert, epochs,
+                            checkpoint_dir=checkpoint_dir, best=Monitor("val/acc", "max") if checkpoint_dir else None)
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    return trainer, module
+
+
+def test_epoch_metrics_reach_lightnings_callback_metrics(tiny_prepared: Path):
+    trainer, module = _fit(tiny_prepared, epochs=2)
+    last = module.history[-1]
+    assert set(trainer.callback_metrics) >= {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "lr"}
+    for name in ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best"):
+        assert trainer.callback_metrics[name].item() == last[name]  # float32 both ways: exact
+    assert trainer.callback_metrics["lr"].item() == pytest.approx(last["lr"])
+
+
+def test_a_resumed_fit_trains_what_an_uninterrupted_fit_trains(tiny_prepared: Path, tmp_path: Path):
+    """Each epoch's order comes from its number (TensorBatches.set_epoch): a fit resumed from
+    the last checkpoint takes the later epochs' batches, not the first epoch's again."""
+    _, straight = _fit(tiny_prepared, epochs=3)
+    _fit(tiny_prepared, epochs=2, checkpoint_dir=tmp_path)
+    _, resumed = _fit(tiny_prepared, epochs=3, ckpt_path=tmp_path / "last.ckpt")
+    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
+    assert resumed.history == straight.history
+
+
+@pytest.mark.slow
+def test_early_stopping_from_params_stops_the_mlp_and_the_run_finishes(tiny_prepared: Path, isolated_workdir: Path):
+    stopping = NEVER_ENOUGH | {"monitor": "val/acc"}
+    s = mlp.load_settings(write_params(isolated_workdir / "params.yaml", mlp=tiny_mlp_params(epochs=10, early_stopping=stopping)))
+    metrics = mlp.run_point(s, 16)
+
+    assert metrics["epochs"] == 3  # the first epoch, then `patience` without an improvement
+    client = MlflowClient(tracking.tracking_uri())
+    (run,) = client.search_runs([client.get_experiment_by_name("mlp").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.params["mlp.early_stopping.monitor"] == "val/acc"
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "val/acc")) == [0, 1, 2]
+    # LearningRateMonitor's `lr`: the rate each epoch trained with.
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "lr")] == pytest.approx([0.1, 0.09, 0.081])
+
+    # Lightning's best checkpoint holds the first epoch of the best validation accuracy.
+    with Path("plots/mlp/curves/h16/seed0.csv").open() as f:
+        accs = [float(row["val/acc"]) for row in csv.DictReader(f)]
+    best = torch.load("checkpoints/mlp/h16/seed0/best.ckpt", weights_only=True)
+    assert best["epoch"] == accs.index(max(accs))
+
+
+@pytest.mark.slow
+def test_early_stopping_from_params_stops_transfer(isolated_workdir: Path, monkeypatch: pytest.MonkeyPatch):
+    from hw4.data import standin_hymenoptera
+
+    monkeypatch.setenv("TORCH_HOME", str(isolated_workdir / "no_torch_cache"))
+    standin_hymenoptera.generate(isolated_workdir / "data/raw/hymenoptera", seed=0, per_class={"train": 4, "val": 2})
+    s = tiny_settings(isolated_workdir, epochs=5, modes=["freeze"], early_stopping=NEVER_ENOUGH | {"monitor": "val/acc", "patience": 1})
+    metrics = transfer.run(s, "freeze")
+    assert metrics["epochs"] == 2
+    assert torch.load("models/transfer/freeze_best/seed0.pt", weights_only=True)["meta"]["epoch"] == metrics["best_epoch"]
+
+
+@pytest.mark.slow
+def test_early_stopping_from_params_stops_captioning(isolated_workdir: Path):
+    tiny_standin(n_train=6, n_val=2)
+    preprocess_coco.run(raw_settings(), seed=0)
+    stopping = NEVER_ENOUGH | {"monitor": "val/loss", "mode": "min", "patience": 1}
+    small = {"models": ["rnn"], "hidden_dim": 16, "wordvec_dim": 8, "epochs": 6, "max_train": 0, "early_stopping": stopping}
+    s = captioning.load_settings(write_params(isolated_workdir / "params.yaml", captioning=small))
+    metrics = captioning.run(s, "rnn")
+    assert metrics["epochs"] == 2
+    assert Path("checkpoints/captioning/rnn/seed0/best.ckpt").is_file()
+
+
+class _HookNames(ImageClassifier):
+    """Records the hook name Lightning has set when training_step runs."""
+
+    def training_step(self, batch, batch_idx):
+        self.seen = self.__dict__.get("_current_fx_name")
+        return super().training_step(batch, batch_idx)
+
+
+def test_lightning_still_names_the_running_hook_as_tracked_module_expects(tiny_prepared: Path):
+    """TrackedModule.__setattr__ stores `_current_fx_name`, a Lightning internal, without
+    nn.Module's search (benchmarks/bench_lightning.py): this fails when a Lightning release
+    renames or stops setting it, and the override must then go."""
+    data = MnistFamilyData(tiny_prepared, 50, 100, seed=0)
+    module = _HookNames(MLP(MLPConfig(hidden=8)), OPTIM, data.mean, data.std)
+    trainer = build_trainer(conf_section("trainer", TrainerSettings, **TEST_TRAINER), tracking.StageRun("unused", "unused", {}), 1,
+                            limit_train_batches=1, limit_val_batches=0)
+    trainer.fit(module, datamodule=data)
+    assert module.seen == "training_step"
+
