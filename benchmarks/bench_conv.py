@@ -29,7 +29,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from hw4.compose import default_params
+from hw4.config.compose import default_params
 from hw4.layers import conv2d
 from hw4.models.cnn import CNN, CNNConfig
 

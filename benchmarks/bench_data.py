@@ -5,7 +5,7 @@
 Both read the same Fashion-MNIST files and yield normalised float batches of 100 for a
 training epoch: torchvision builds a PIL image per sample (`ToTensor` in a `DataLoader`),
 the project gathers each batch by index from uint8 tensors and normalises the batch
-(`hw4.data.mnist_batches.normalise`, as the stages do).
+(`hw4.data.loaders.mnist_batches.normalise`, as the stages do).
 Prints samples/s of each and the ratio; asserts nothing about time. Target (issue 3): >= 40x.
 """
 
@@ -24,9 +24,9 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from hw4.data.batches import TensorBatches
-from hw4.data.mnist import load_split
-from hw4.data.mnist_batches import normalise
+from hw4.data.formats.mnist import load_split
+from hw4.data.loaders.batches import TensorBatches
+from hw4.data.loaders.mnist_batches import normalise
 
 BATCH = 100
 

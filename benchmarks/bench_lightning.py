@@ -28,14 +28,14 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning.callbacks import Callback
 
-from hw4.compose import default_params
-from hw4.config import section
-from hw4.data.mnist_batches import MnistFamilyData, load_prepared, normalise
-from hw4.models.classifier import ImageClassifier
-from hw4.models.tracked_module import OptimSettings
+from hw4.config.compose import default_params
+from hw4.config.settings import section
+from hw4.data.loaders.mnist_batches import MnistFamilyData, load_prepared, normalise
 from hw4.models.mlp import MLP, MLPConfig
-from hw4.tracking import StageRun
-from hw4.training import TrainerSettings, build_trainer
+from hw4.tracking.runs import StageRun
+from hw4.training.image_classifier import ImageClassifier
+from hw4.training.tracked_module import OptimSettings
+from hw4.training.trainer import TrainerSettings, build_trainer
 
 OPTIM = OptimSettings(name="sgd", lr=0.05, momentum=0.9, weight_decay=0.0, lr_decay=0.95)
 STAGE_TRAINER = replace(section(default_params(), "trainer", TrainerSettings),  # else as in conf/

@@ -24,9 +24,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from hw4.models.tracked_module import OptimSettings
 from hw4.models.resnet import resnet18_classifier
-from hw4.models.transfer_module import FreezeBackbone, TransferClassifier
+from hw4.training.tracked_module import OptimSettings
+from hw4.training.transfer_module import FreezeBackbone, TransferClassifier
 
 
 def build(mode: str, device: torch.device) -> tuple[TransferClassifier, torch.optim.Optimizer]:

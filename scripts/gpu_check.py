@@ -29,7 +29,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from hw4.data import standin_digits  # noqa: E402
+from hw4.data.standins import digits as standin_digits
 from hw4.stages.download import generate_standin  # noqa: E402
 
 # (stage arguments, the record it writes, the accuracy-like key that must beat chance, chance level)

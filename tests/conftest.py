@@ -11,9 +11,9 @@ from typing import TypeVar
 import pytest
 import torch
 
-from hw4.compose import default_params
-from hw4.config import from_dict
-from hw4.data import standin_digits
+from hw4.config.compose import default_params
+from hw4.config.settings import from_dict
+from hw4.data.standins import digits as standin_digits
 
 T = TypeVar("T")
 

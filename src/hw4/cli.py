@@ -1,39 +1,39 @@
-"""`python -m hw4 <stage> ...`: the command line DVC and MLproject call."""
+"""`python -m hw4 <command> ...`: the command line DVC and MLproject call."""
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import sys
 from pathlib import Path
 
-from hw4.config import ConfigError, load_params
-from hw4.numerics import MODES, pin_before_torch
+from hw4.config.settings import ConfigError, load_params
+from hw4.training.numerics import MODES, pin_before_torch
 
-# command -> "module:function"; modules are imported only for the stage that runs.
-STAGES = {
-    "compose": "hw4.compose:main",
-    "pipeline": "hw4.pipeline:main",
-    "download": "hw4.stages.download:main",
-    "prepare": "hw4.stages.prepare:main",
-    "gradcheck": "hw4.stages.gradcheck:main",
-    "mlp": "hw4.stages.mlp:main",
-    "mlp_select": "hw4.stages.mlp_select:main",
+# Commands that are not `main` of the stage module of their name (hw4.stages.<command>).
+OTHER_COMMANDS = {
+    "compose": "hw4.config.compose:main",
+    "mlp_select": "hw4.stages.mlp:main_select",
     "mlp_final": "hw4.stages.mlp:main_final",
-    "cnn": "hw4.stages.cnn:main",
-    "preprocess_coco": "hw4.stages.preprocess_coco:main",
-    "captioning": "hw4.stages.captioning:main",
-    "transfer": "hw4.stages.transfer:main",
-    "seeds": "hw4.stages.seeds:main",
-    "report": "hw4.stages.report:main",
 }
+
+
+def commands() -> dict[str, str]:
+    """command -> "module:function": every stage module by its name, and the others.
+    Modules are imported only for the command that runs."""
+    from hw4 import stages
+
+    found = {m.name: f"hw4.stages.{m.name}:main" for m in pkgutil.iter_modules(stages.__path__)}
+    return dict(sorted((found | OTHER_COMMANDS).items()))
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in STAGES:
-        print(f"usage: python -m hw4 <stage> [options]\nstages: {', '.join(STAGES)}", file=sys.stderr)
+    known = commands()
+    if not argv or argv[0] not in known:
+        print(f"usage: python -m hw4 <command> [options]\ncommands: {', '.join(known)}", file=sys.stderr)
         raise SystemExit(2)
-    module, func = STAGES[argv[0]].split(":")
+    module, func = known[argv[0]].split(":")
     try:
         pin_before_torch(numerics_mode(params_path(argv[1:])))  # before the stage imports torch
         getattr(importlib.import_module(module), func)(argv[1:])

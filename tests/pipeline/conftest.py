@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hw4.compose import compose
+from hw4.config.compose import compose
 from tests.conftest import REPO
 
 BIN = Path(sys.executable).parent

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from hw4 import tracking
 from hw4.stages.download import generate_standin
+from hw4.tracking import runs as tracking
 from tests.conftest import THREADS
 from tests.pipeline.conftest import DvcRepo
 
@@ -37,8 +37,8 @@ def test_dvc_repro_prepares_the_standin_and_trains_every_model(dvc_repo: DvcRepo
     metrics = {m: json.loads((work / f"results/captioning/{m}.json").read_text()) for m in MODELS}
     for m, values in metrics.items():
         assert set(SCORES) <= set(values) and values["standin"] is True and values["dataset"] == "coco2014-standin"
-        for path in (f"plots/captioning/loss/{m}/seed0.csv", f"plots/captioning/figures/loss/{m}/seed0.png",
-                     f"plots/captioning/figures/samples/{m}/seed0.png", f"plots/captioning/samples/{m}/seed0.txt"):
+        for path in (f"plots/captioning/curves/{m}/seed0.csv", f"plots/captioning/figures/{m}/seed0.png",
+                     f"plots/captioning/samples/{m}/seed0.png", f"plots/captioning/samples/{m}/seed0.txt"):
             assert (work / path).is_file(), path
     blind = metrics["blind"]["val/bleu4"]
     print({m: {k: round(v[k], 3) for k in SCORES} for m, v in metrics.items()})

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from hw4.outputs import HEADLINE
+from hw4.io.outputs import HEADLINE
 from tests.conftest import tiny_mlp_params
 from tests.pipeline.conftest import DvcRepo
 
@@ -39,9 +39,10 @@ def test_download_prepare_and_the_sweep_rerun_exactly_what_changed(dvc_repo: Dvc
 
     # An edit to a module: exactly the stages whose command imports it are out of date.
     seeded = {"mlp@4-0", "mlp@12-0", "mlp@4-1", "mlp@12-1", "mlp_final@0", "mlp_final@1"}
-    assert _edited("src/hw4/data/mnist_batches.py", dvc_repo) == seeded | {"mlp_select"}  # it imports stages/mlp.py
-    assert _edited("src/hw4/seeds.py", dvc_repo) == seeded | {"mlp_select", "mlp_final_seeds"}
-    assert _edited("src/hw4/data/idx.py", dvc_repo) == {"prepare"}
+    assert _edited("src/hw4/data/loaders/mnist_batches.py", dvc_repo) == seeded | {"mlp_select"}  # it imports stages/mlp.py
+    # params `seed` and `seeds`: the download reads the one, the evaluations the other
+    assert _edited("src/hw4/config/seeds.py", dvc_repo) == seeded | {"download", "mlp_select", "mlp_final_seeds"}
+    assert _edited("src/hw4/data/formats/idx.py", dvc_repo) == {"prepare"}
 
     metrics = json.loads(dvc_repo.dvc("metrics", "show", "--json"))
     files = next(iter(metrics.values()))["data"]

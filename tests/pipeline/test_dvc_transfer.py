@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from hw4.data import standin_hymenoptera
+from hw4.data.standins import hymenoptera as standin_hymenoptera
 from tests.pipeline.conftest import DvcRepo
 
 MODES = ("finetune", "freeze")
@@ -29,5 +29,5 @@ def test_dvc_repro_runs_both_modes_on_the_standin(dvc_repo: DvcRepo, monkeypatch
         metrics = json.loads((work / f"results/transfer/{mode}.json").read_text())
         assert metrics["standin"] is True and metrics["weights"] == "random" and metrics["epochs"] == 1
         assert metrics["seeds"] == [0] and metrics["val/acc_std"] is None  # one seed: no spread
-        assert (work / f"models/transfer/{mode}_best/seed0.pt").is_file()
+        assert (work / f"models/transfer/{mode}/seed0.pt").is_file()
     assert DvcRepo.ran(dvc_repo.repro("--single-item", "transfer", "transfer_seeds")) == set()

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from hw4 import tracking
-from hw4.data import standin_coco
-from hw4.data.coco_features import PREPARED_FEATURE_FILES, CaptionData, CocoDataError, read_layout, write_layout
-from hw4.data.coco_text import Vocabulary, tokenise
+from hw4.data.formats.coco_features import PREPARED_FEATURE_FILES, CaptionData, CocoDataError, read_layout, write_layout
+from hw4.data.formats.coco_text import Vocabulary, tokenise
+from hw4.data.standins import coco as standin_coco
+from hw4.io import paths
 from hw4.stages import captioning, preprocess_coco
 from hw4.stages.preprocess_coco import FeaturesSource, PreprocessCocoSettings
+from hw4.tracking import runs as tracking
 from tests.conftest import artifact_paths, conf_section, write_params
 
 RAW = Path("data/raw/coco2014")
@@ -44,7 +45,7 @@ def annotations(split: str) -> dict[str, set[str]]:
 def test_raw_path_writes_the_cs231n_layout_and_reads_back(isolated_workdir: Path):
     tiny_standin()
     meta = preprocess_coco.run(raw_settings(), seed=0)
-    data = read_layout(preprocess_coco.OUT_DIR, PREPARED_FEATURE_FILES)
+    data = read_layout(paths.COCO, PREPARED_FEATURE_FILES)
     for split, n_images in (("train", 10), ("val", 4)):
         assert data.features[split].shape == (n_images, 512) and data.features[split].dtype == np.float32
         assert data.captions[split].shape == (5 * n_images, 17)
@@ -55,7 +56,7 @@ def test_raw_path_writes_the_cs231n_layout_and_reads_back(isolated_workdir: Path
         assert all((RAW / url).is_file() for url in data.urls[split])
     assert np.allclose(data.features["train"].mean(0), 0, atol=1e-4)  # standardised on train
     assert meta["standin"] is True and meta["dataset"] == "coco2014-standin" and meta["weights"] == "random"
-    assert json.loads((preprocess_coco.OUT_DIR / "meta.json").read_text())["backbone"] == "resnet18"
+    assert json.loads((paths.COCO / "meta.json").read_text())["backbone"] == "resnet18"
 
 
 def test_caption_words_training_records_its_loss(isolated_workdir: Path):
@@ -93,7 +94,7 @@ def test_features_path_round_trip(isolated_workdir: Path):
     write_cs231n(original)
     assert (CS231N / "train2014_vgg16_fc7_pca.h5").is_file()
     meta = preprocess_coco.run(features_settings(), seed=0)
-    copy = read_layout(preprocess_coco.OUT_DIR, PREPARED_FEATURE_FILES)
+    copy = read_layout(paths.COCO, PREPARED_FEATURE_FILES)
     for split in ("train", "val"):
         assert np.array_equal(copy.captions[split], original.captions[split])
         assert np.array_equal(copy.image_idxs[split], original.image_idxs[split])
@@ -109,7 +110,7 @@ def test_max_train_is_a_seeded_subsample_that_keeps_each_caption_with_its_image(
 
     def subsample(seed: int) -> CaptionData:
         preprocess_coco.run(features_settings(max_train=5), seed=seed)
-        return read_layout(preprocess_coco.OUT_DIR, PREPARED_FEATURE_FILES)
+        return read_layout(paths.COCO, PREPARED_FEATURE_FILES)
 
     first, again, other = subsample(0), subsample(0), subsample(1)
     assert len(first.captions["train"]) == 5 and np.array_equal(first.captions["train"], again.captions["train"])
@@ -234,7 +235,7 @@ def test_homework_setting_overfits_50_captions(isolated_workdir: Path):
 
     metrics = captioning.run(s, "rnn")
 
-    first = float(Path("plots/captioning/loss/rnn/seed0.csv").read_text().splitlines()[1].split(",")[1])
+    first = float(Path("plots/captioning/curves/rnn/seed0.csv").read_text().splitlines()[1].split(",")[1])
     assert metrics["train_captions"] == 50 and metrics["epochs"] == 58
     assert first > 10 and metrics["train/loss"] < 0.5  # per caption: from about 3 nats a word to near zero
     assert {"val/bleu1", "val/bleu2", "val/bleu3", "val/bleu4", "val/cider"} <= set(metrics)
@@ -249,8 +250,8 @@ def test_homework_setting_overfits_50_captions(isolated_workdir: Path):
     assert {"val/bleu4", "val/cider", "train/loss"} <= set(run.data.metrics)
     artifacts = artifact_paths(MlflowClient(tracking.tracking_uri()), metrics["run_id"])
     assert {f"{folder}/rnn/seed0.{ext}" for folder, ext in [
-        ("results/captioning", "json"), ("plots/captioning/loss", "csv"), ("plots/captioning/figures/loss", "png"),
-        ("plots/captioning/samples", "txt"), ("plots/captioning/figures/samples", "png"), ("models/captioning", "pt")]} <= artifacts
+        ("results/captioning", "json"), ("plots/captioning/curves", "csv"), ("plots/captioning/figures", "png"),
+        ("plots/captioning/samples", "txt"), ("plots/captioning/samples", "png"), ("models/captioning", "pt")]} <= artifacts
 
 
 def test_a_model_outside_the_list_is_refused(isolated_workdir: Path):

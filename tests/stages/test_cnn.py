@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from hw4 import tracking
-from hw4.config import ConfigError
+from hw4.config.settings import ConfigError
 from hw4.stages import cnn
+from hw4.tracking import runs as tracking
 from tests.conftest import write_params
 
 

@@ -21,10 +21,10 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from hw4 import tracking
-from hw4.data.mnist_batches import load_prepared
+from hw4.data.loaders.mnist_batches import load_prepared
 from hw4.models.cnn import CNN, CNNConfig
 from hw4.models.mlp import MLP, MLPConfig
+from hw4.tracking import runs as tracking
 from tests.conftest import REPO, artifact_paths, tiny_mlp_params, tiny_mnist_family, write_params
 from tests.stages.test_cnn import tiny_cnn_params
 
@@ -100,7 +100,7 @@ def test_a_killed_run_resumes_into_the_same_mlflow_run(isolated_workdir: Path):
     torch.save(data, "data/prepared/mnist_family.pt")
     epochs = 12
     write_params(isolated_workdir / "params.yaml", mlp=tiny_mlp_params(epochs=epochs, batch_size=20))
-    ckpt = Path("checkpoints/mlp/h16/seed0/last.ckpt")
+    ckpt = Path("checkpoints/mlp/points/h16/seed0/last.ckpt")
     proc = subprocess.Popen([sys.executable, "-m", "hw4", "mlp", "--hidden", "16"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
@@ -182,7 +182,7 @@ def test_a_stage_logs_to_a_tracking_server(tiny_prepared: Path, isolated_workdir
     (run,) = runs("mlp", url)
     assert run.info.status == "FINISHED" and "val/acc" in run.data.metrics
     artifacts = artifact_paths(MlflowClient(url), run.info.run_id)
-    assert {"results/mlp/points/h16/seed0.json", "plots/mlp/curves/h16/seed0.csv", "plots/mlp/figures/h16/seed0.png",
-            "models/mlp/h16/seed0.pt"} <= artifacts
-    assert any(p.match("models/mlp/h16/seed0.pt") for p in artifact_root.rglob("*"))  # stored by the server
+    assert {"results/mlp/points/h16/seed0.json", "plots/mlp/curves/points/h16/seed0.csv", "plots/mlp/figures/points/h16/seed0.png",
+            "models/mlp/points/h16/seed0.pt"} <= artifacts
+    assert any(p.match("models/mlp/points/h16/seed0.pt") for p in artifact_root.rglob("*"))  # stored by the server
     assert not Path("mlflow.db").exists()  # nothing went to the local default store

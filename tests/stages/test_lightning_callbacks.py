@@ -8,13 +8,13 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from hw4 import tracking
-from hw4.data.mnist_batches import MnistFamilyData
-from hw4.models.classifier import ImageClassifier
+from hw4.data.loaders.mnist_batches import MnistFamilyData
 from hw4.models.mlp import MLP, MLPConfig
-from hw4.models.tracked_module import OptimSettings
 from hw4.stages import captioning, mlp, preprocess_coco, transfer
-from hw4.training import Monitor, TrainerSettings, build_trainer
+from hw4.tracking import runs as tracking
+from hw4.training.image_classifier import ImageClassifier
+from hw4.training.tracked_module import OptimSettings
+from hw4.training.trainer import Monitor, TrainerSettings, build_trainer
 from tests.conftest import TEST_TRAINER, conf_section, tiny_mlp_params, write_params
 from tests.stages.test_captioning import raw_settings, tiny_standin
 from tests.stages.test_transfer import tiny_settings
@@ -70,22 +70,22 @@ def test_early_stopping_from_params_stops_the_mlp_and_the_run_finishes(tiny_prep
     assert [m.value for m in client.get_metric_history(run.info.run_id, "lr")] == pytest.approx([0.1, 0.09, 0.081])
 
     # Lightning's best checkpoint holds the first epoch of the best validation accuracy.
-    with Path("plots/mlp/curves/h16/seed0.csv").open() as f:
+    with Path("plots/mlp/curves/points/h16/seed0.csv").open() as f:
         accs = [float(row["val/acc"]) for row in csv.DictReader(f)]
-    best = torch.load("checkpoints/mlp/h16/seed0/best.ckpt", weights_only=True)
+    best = torch.load("checkpoints/mlp/points/h16/seed0/best.ckpt", weights_only=True)
     assert best["epoch"] == accs.index(max(accs))
 
 
 @pytest.mark.slow
 def test_early_stopping_from_params_stops_transfer(isolated_workdir: Path, monkeypatch: pytest.MonkeyPatch):
-    from hw4.data import standin_hymenoptera
+    from hw4.data.standins import hymenoptera as standin_hymenoptera
 
     monkeypatch.setenv("TORCH_HOME", str(isolated_workdir / "no_torch_cache"))
     standin_hymenoptera.generate(isolated_workdir / "data/raw/hymenoptera", seed=0, per_class={"train": 4, "val": 2})
     s = tiny_settings(isolated_workdir, epochs=5, modes=["freeze"], early_stopping=NEVER_ENOUGH | {"monitor": "val/acc", "patience": 1})
     metrics = transfer.run(s, "freeze")
     assert metrics["epochs"] == 2
-    assert torch.load("models/transfer/freeze_best/seed0.pt", weights_only=True)["meta"]["epoch"] == metrics["best_epoch"]
+    assert torch.load("models/transfer/freeze/seed0.pt", weights_only=True)["meta"]["epoch"] == metrics["best_epoch"]
 
 
 @pytest.mark.slow

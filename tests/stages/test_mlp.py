@@ -7,10 +7,10 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from hw4 import tracking
-from hw4.stages import mlp, mlp_select
+from hw4.stages import mlp
 from hw4.stages import seeds as seeds_stage
-from hw4.stages.mlp_select import select_best
+from hw4.stages.mlp import select_best
+from hw4.tracking import runs as tracking
 from tests.conftest import artifact_paths, tiny_mlp_params, write_params
 
 
@@ -39,7 +39,7 @@ def test_sweep_select_and_final_over_two_seeds(tiny_prepared: Path, isolated_wor
     points = {(h, k): mlp.run_point(mlp.load_settings(params, k), h) for h in sizes for k in seeds}
     assert all(p["val/acc"] > 0.5 for p in points.values())  # the tiny task is learnable
     assert points[(16, 0)]["train/loss"] != points[(16, 1)]["train/loss"]  # the seed decides the run
-    chosen = mlp_select.run(mlp.load_settings(params), seeds)
+    chosen = mlp.run_select(mlp.load_settings(params), seeds)
     means = {h: (points[(h, 0)]["val/acc"] + points[(h, 1)]["val/acc"]) / 2 for h in sizes}
     assert chosen["hidden"] == select_best(means) and chosen["val/acc"] == pytest.approx(means[chosen["hidden"]])
     point = chosen["points"][str(chosen["hidden"])]
@@ -73,7 +73,7 @@ def test_sweep_select_and_final_over_two_seeds(tiny_prepared: Path, isolated_wor
     artifacts = artifact_paths(MlflowClient(tracking.tracking_uri()), finals[0]["run_id"])
     assert {"results/mlp/final/seed0.json", "plots/mlp/final/seed0.csv", "plots/mlp/figures/final/seed0.png",
             "models/mlp/final/seed0.pt"} <= artifacts
-    assert all(Path(f"checkpoints/mlp/h{h}/seed{k}/last.ckpt").is_file() for h, k in points)  # what a resume needs
+    assert all(Path(f"checkpoints/mlp/points/h{h}/seed{k}/last.ckpt").is_file() for h, k in points)  # what a resume needs
     history = MlflowClient(tracking.tracking_uri()).get_metric_history(children[0].info.run_id, "val/acc")
     assert [m.step for m in history] == [0, 1]
     assert json.loads(Path("results/mlp/select.json").read_text())["points"].keys() == {"8", "16", "32"}
@@ -91,7 +91,7 @@ def test_same_params_and_seed_give_bit_identical_metrics(tiny_prepared: Path, is
     s = _settings(isolated_workdir)
     torch.manual_seed(1)  # two processes start from different global RNG states: the run's seed must decide
     first = mlp.run_point(s, 16)
-    Path("checkpoints/mlp/h16/seed0/run.json").unlink()  # a forced rerun, not a resume
+    Path("checkpoints/mlp/points/h16/seed0/run.json").unlink()  # a forced rerun, not a resume
     torch.manual_seed(2)
     second = mlp.run_point(s, 16)
     varying = {"run_id", "train_time_s", "train_samples_per_s"}
@@ -105,9 +105,9 @@ def test_steps_per_call_changes_no_weight(tiny_prepared: Path, isolated_workdir:
     weights, curves = {}, {}
     for k in (1, 10):  # 12 steps an epoch: one call each, or calls of 10 and 2
         mlp.run_point(_settings(isolated_workdir, steps_per_call=k), 16)
-        weights[k] = torch.load("models/mlp/h16/seed0.pt", weights_only=True)
-        curves[k] = Path("plots/mlp/curves/h16/seed0.csv").read_text()
-        Path("checkpoints/mlp/h16/seed0/run.json").unlink()  # a fresh run, not a resume
+        weights[k] = torch.load("models/mlp/points/h16/seed0.pt", weights_only=True)
+        curves[k] = Path("plots/mlp/curves/points/h16/seed0.csv").read_text()
+        Path("checkpoints/mlp/points/h16/seed0/run.json").unlink()  # a fresh run, not a resume
     assert weights[1].keys() == weights[10].keys()
     assert all(torch.equal(weights[1][name], weights[10][name]) for name in weights[1])
     assert curves[1] == curves[10]  # the epochs' losses and accuracies too

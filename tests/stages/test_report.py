@@ -12,15 +12,16 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from hw4 import tracking
-from hw4.captioning_eval import Sample, write_samples
-from hw4.config import ConfigError
-from hw4.outputs import write_csv, write_results
+from hw4.config.settings import ConfigError
+from hw4.evaluation.captioning import Sample, write_samples
+from hw4.io.outputs import write_csv, write_results
+from hw4.io.paths import per_seed
 from hw4.report import homework
 from hw4.report.inputs import MissingStageOutput, read_samples
-from hw4.seeds import per_seed
-from hw4.stages import mlp, mlp_select, report
+from hw4.stages import mlp, report
 from hw4.stages import seeds as seeds_stage
+from hw4.tracking import runs as tracking
+from hw4.tracking.provenance import device_description
 from tests.conftest import artifact_paths, tiny_mlp_params, write_params
 
 # A 1x1 PNG: the report embeds figures' bytes, it does not look at them.
@@ -76,9 +77,9 @@ def _write_fixture_outputs(ids: dict[str, str], written: dict[str, dict]) -> Non
     } | {"run_id": "g" * 32})
     for i, h in enumerate(SIZES):
         for k in SEEDS:
-            write_results(mlp.point_metrics(h, k), _seed({"hidden": h, "val/acc": 0.8512 + i / 100, "val/acc_best": 0.8601 + i / 100,
+            write_results(mlp.point_files(h, k).metrics, _seed({"hidden": h, "val/acc": 0.8512 + i / 100, "val/acc_best": 0.8601 + i / 100,
                                                           **_provenance(f"{i}" * 32)}, k))
-    written["mlp_select"] = mlp_select.run(mlp.load_settings(Path("params.yaml")), SEEDS)
+    written["mlp_select"] = mlp.run_select(mlp.load_settings(Path("params.yaml")), SEEDS)
     put("mlp/final", {"hidden": 150, "test/acc": 0.8623, **_provenance("f" * 32)})
     for i, impl in enumerate(IMPLS):
         put(f"cnn/{impl}", {"impl": impl, "test/acc": 0.9011 + i / 100, "train_time_s": 123.45 + i, "epochs": 3,
@@ -88,13 +89,13 @@ def _write_fixture_outputs(ids: dict[str, str], written: dict[str, dict]) -> Non
         scores = {f"val/bleu{n}": 0.5123 - n / 10 + i / 1000 for n in range(1, 5)} | {"val/cider": 0.4321 + i / 100}
         put(f"captioning/{model}", {"model": model, "train/loss": 2.3456, "val/loss": 2.5678, **scores,
                                     **_provenance(f"{model:x<32}", "coco2014-standin", True)})
-        write_csv(Path(f"plots/captioning/loss/{model}/seed0.csv"),
+        write_csv(Path(f"plots/captioning/curves/{model}/seed0.csv"),
                   [{"epoch": e, "train/loss": 3 - e / 2, "lr": 0.004, "val/loss": 3.1 - e / 3} for e in range(3)])
         write_samples(Path(f"plots/captioning/samples/{model}/seed0.txt"), [
             Sample("train", "train2014/a.jpg", f"a red circle {model} <END>", "<START> a red circle <END>"),
             Sample("val", "val2014/b.jpg", "a blue square <END>", "<START> a big blue square <END>"),
         ], f"captioning@{model}-0: generated captions and their ground truth (GT)")
-        _png(f"plots/captioning/figures/samples/{model}/seed0.png")
+        _png(f"plots/captioning/samples/{model}/seed0.png")
     for i, mode in enumerate(MODES):
         put(f"transfer/{mode}", {"mode": mode, "val/acc": 0.7123 + i / 10, "val/acc_best": 0.7345 + i / 10, "best_epoch": 2,
                                  "epochs": 4, "weights": "random", **_provenance(f"{mode:t<32}", "hymenoptera", True)})
@@ -244,7 +245,7 @@ def test_the_mlflow_run_holds_the_reports_and_links_the_runs_it_summarises(isola
     assert cnn_run.run_id in tags[report.NOTE_TAG] and "transfer_seeds@freeze" in tags[report.NOTE_TAG]
     assert artifact_paths(c, run.info.run_id) == {"reports/report.md", "reports/report.html", "reports/summary.json"}
     md = report.MARKDOWN.read_text()
-    assert _row(md, "`torch`")[7] == tracking.device_description()  # read from the run's tag
+    assert _row(md, "`torch`")[7] == device_description()  # read from the run's tag
     assert _row(md, "`scratch`")[7] == "unknown"  # a run this store does not hold
     assert f"run `{run.info.run_id}`" in md
 

@@ -9,14 +9,14 @@ import torchvision
 from mlflow.tracking import MlflowClient
 from torch.utils.data import DataLoader, TensorDataset
 
-from hw4 import tracking
-from hw4.config import ConfigError
-from hw4.data import standin_hymenoptera
-from hw4.models.tracked_module import OptimSettings
+from hw4.config.settings import ConfigError
+from hw4.data.standins import hymenoptera as standin_hymenoptera
 from hw4.models.resnet import resnet18_classifier
-from hw4.models.transfer_module import TransferClassifier, mode_callbacks
 from hw4.stages import transfer
-from hw4.training import TrainerSettings, build_trainer
+from hw4.tracking import runs as tracking
+from hw4.training.tracked_module import OptimSettings
+from hw4.training.trainer import TrainerSettings, build_trainer
+from hw4.training.transfer_module import TransferClassifier, mode_callbacks
 from tests.conftest import TEST_TRAINER, artifact_paths, conf_section, write_params
 from tests.unit.test_resnet_weights import save_named_by_hash
 
@@ -111,7 +111,7 @@ def test_both_modes_on_the_standin(isolated_workdir: Path, monkeypatch: pytest.M
 
     results = {mode: transfer.run(s, mode) for mode in ("freeze", "finetune")}
 
-    best = {mode: torch.load(f"models/transfer/{mode}_best/seed0.pt", weights_only=True) for mode in results}
+    best = {mode: torch.load(f"models/transfer/{mode}/seed0.pt", weights_only=True) for mode in results}
     assert all(torch.equal(best["freeze"]["state_dict"][k], initial[k]) for k in backbone_keys(initial))
     assert not torch.equal(best["finetune"]["state_dict"]["conv1.weight"], initial["conv1.weight"])
     assert best["freeze"]["state_dict"]["fc.weight"].shape == (2, 512)
@@ -133,4 +133,4 @@ def test_both_modes_on_the_standin(isolated_workdir: Path, monkeypatch: pytest.M
         assert Path(f"plots/transfer/curves/{mode}/seed0.csv").read_text().startswith("epoch,train/loss,train/acc,val/loss,val/acc")
         assert Path(f"plots/transfer/figures/{mode}/seed0.png").is_file()
         assert artifact_paths(client, run.info.run_id) >= {
-            f"results/transfer/{mode}/seed0.json", f"plots/transfer/curves/{mode}/seed0.csv", f"models/transfer/{mode}_best/seed0.pt"}
+            f"results/transfer/{mode}/seed0.json", f"plots/transfer/curves/{mode}/seed0.csv", f"models/transfer/{mode}/seed0.pt"}

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hw4.data import archives
-from hw4.data.archives import ArchiveError, Limits, extract
+from hw4.data.sources import archives
+from hw4.data.sources.archives import ArchiveError, Limits, extract
 
 SHA = "ab" * 32
 LIMITS = Limits(max_bytes=10**9, max_entries=1000)  # far above these tests' archives

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from hw4.data.batches import TensorBatches
+from hw4.data.loaders.batches import TensorBatches
 
 
 def _data(n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hw4.caption_metrics import corpus_scores
-from hw4.data import standin_coco
-from hw4.data.coco_text import END, NULL, SPECIAL, START, UNK, CaptionTooLong, Vocabulary, tokenise
+from hw4.data.formats.coco_text import END, NULL, SPECIAL, START, UNK, CaptionTooLong, Vocabulary, tokenise
+from hw4.data.standins import coco as standin_coco
+from hw4.evaluation.caption_metrics import corpus_scores
 
 
 def test_tokenise_lowercases_and_strips_punctuation():

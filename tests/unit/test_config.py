@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hw4.compose import compose
-from hw4.config import ConfigError, load_params, section
+from hw4.config.compose import compose
+from hw4.config.settings import ConfigError, load_params, section
 from hw4.stages.mlp import MLPSettings, load_settings
 from tests.conftest import REPO, tiny_mlp_params, write_params
 
@@ -64,7 +64,7 @@ def test_committed_params_are_conf_default(tmp_path: Path, monkeypatch: pytest.M
 
 @pytest.mark.parametrize("overrides", [[], ["profile=demo", "mlp=homework", "cnn.epochs=3"]])
 def test_compose_writes_what_dvc_exp_run_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overrides: list[str]):
-    """hw4.compose uses Hydra's public API where DVC's `compose_and_dump` (an internal function,
+    """hw4.config.compose uses Hydra's public API where DVC's `compose_and_dump` (an internal function,
     called here only) does the same: this fails when a DVC release composes differently."""
     from dvc.utils.hydra import compose_and_dump
 

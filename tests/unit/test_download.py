@@ -20,9 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from hw4.config import ConfigError, section
-from hw4.data.download import DownloadError, HttpOptions, PinLock, fetch
-from hw4.data.registry import STANDIN_MARKER, Dataset, FileSpec, RegistryError, load_registry
+from hw4.config.seeds import data_seed
+from hw4.config.settings import ConfigError, section
+from hw4.data.sources.download import DownloadError, HttpOptions, PinLock, fetch
+from hw4.data.sources.registry import Dataset, FileSpec, RegistryError, load_registry
+from hw4.data.standins.marker import STANDIN_MARKER
 from hw4.stages import download as stage
 from tests.conftest import conf_values
 
@@ -258,10 +260,12 @@ def test_stage_generates_stand_ins_in_place(tmp_path, monkeypatch):
         stage.run(settings, raw_dir=tmp_path / "raw", lock_path=tmp_path / "lock.json")
 
 
-def test_stage_reads_the_top_level_seed():
-    assert stage.read_seed({}) == 0 and stage.read_seed({"seed": 3}) == 3
+def test_the_stages_read_the_top_level_seed():
+    assert data_seed({"seed": 3}) == 3
     with pytest.raises(ConfigError, match="'seed': expected an integer"):
-        stage.read_seed({"seed": "3"})
+        data_seed({"seed": "3"})
+    with pytest.raises(ConfigError, match="missing key 'seed'"):  # conf/ has it: no second default here
+        data_seed({})
 
 
 def test_stage_downloads_pins_and_unpacks_over_a_stand_in(mirrors, tmp_path):
@@ -422,7 +426,7 @@ def test_a_trickling_mirror_is_given_up_as_stalled(tmp_path, monkeypatch, step, 
 DRIVER = """
 import sys
 from pathlib import Path
-from hw4.data.registry import load_registry
+from hw4.data.sources.registry import load_registry
 from hw4.stages import download as stage
 from tests.conftest import conf_values
 stage.exit_cleanly_on_sigterm()

@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hw4.cli import STAGES
+from hw4.cli import commands
 from tests.conftest import REPO
 
 SRC = REPO / "src"
 
 
 def module_file(name: str) -> Path | None:
-    """hw4.data.idx -> src/hw4/data/idx.py (a package: its __init__.py); None outside hw4."""
+    """hw4.data.formats.idx -> src/hw4/data/formats/idx.py (a package: its __init__.py); None outside hw4."""
     if name != "hw4" and not name.startswith("hw4."):
         return None
     base = SRC.joinpath(*name.split("."))
@@ -80,7 +80,7 @@ def code_of(cmd: str) -> set[Path]:
     """What `python -m hw4 <command> ...` runs: hw4/__main__, the cli, and the stage module."""
     words = cmd.split()
     assert words[:3] == ["python", "-m", "hw4"], cmd
-    module = STAGES[words[3]].split(":")[0]
+    module = commands()[words[3]].split(":")[0]
     return closure({module_file("hw4.__main__"), module_file("hw4.cli"), module_file(module)})
 
 

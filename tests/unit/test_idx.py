@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from hw4.data.idx import IdxError, read_idx
-from hw4.data.mnist import FILES, load_split, split_train_val
-from hw4.data.registry import STANDIN_MARKER, Dataset, FileSpec, load_registry
+from hw4.data.formats.idx import IdxError, read_idx
+from hw4.data.formats.mnist import FILES, load_split, split_train_val
+from hw4.data.sources.registry import Dataset, FileSpec, load_registry
+from hw4.data.standins.marker import STANDIN_MARKER
 from hw4.stages import prepare as prepare_stage
 from tests.conftest import conf_values
 

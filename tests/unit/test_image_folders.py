@@ -6,14 +6,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from hw4.data import standin_hymenoptera
-from hw4.data.image_folders import (
+from hw4.data.loaders.image_folders import (
     ImageFolderDataset,
     ImageFolderError,
     eval_transform,
     scan,
     train_transform,
 )
+from hw4.data.standins import hymenoptera as standin_hymenoptera
 
 TINY = {"train": 3, "val": 2}
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from hw4.data.archives import Limits, extract
-from hw4.outputs import read_json, write_csv, write_results
+from hw4.data.sources.archives import Limits, extract
+from hw4.io.outputs import read_json, write_csv, write_results
 from hw4.report.inputs import read_csv
 
 CHILD = """
@@ -55,7 +55,7 @@ BIG = {"val/acc": 0.75, "notes": "x" * 50_000}  # big enough to be cut in the mi
 
 def test_results_and_metrics_json(isolated_workdir: Path):
     write_results(Path("metrics/m.json"), {"val/acc": 0.5})
-    code = f"from pathlib import Path; from hw4.outputs import write_results; write_results(Path('metrics/m.json'), {BIG!r})"
+    code = f"from pathlib import Path; from hw4.io.outputs import write_results; write_results(Path('metrics/m.json'), {BIG!r})"
     killed_mid_write(code, "m.json", 4096)
     assert read_json(Path("results/m.json"), "test") == {"val/acc": 0.5}  # the old record, whole
     assert read_json(Path("metrics/m.json"), "test") == {"val/acc": 0.5}
@@ -66,7 +66,7 @@ def test_results_and_metrics_json(isolated_workdir: Path):
 
 def test_plot_data_csv(isolated_workdir: Path):
     make_rows = '[{"epoch": e, "val/acc": e / 1000} for e in range(5000)]'
-    code = f"from pathlib import Path; from hw4.outputs import write_csv; write_csv(Path('plots/curve.csv'), {make_rows})"
+    code = f"from pathlib import Path; from hw4.io.outputs import write_csv; write_csv(Path('plots/curve.csv'), {make_rows})"
     killed_mid_write(code, "curve.csv", 4096)
     assert not Path("plots/curve.csv").exists()  # never a shorter curve that reads as a whole one
 
@@ -85,7 +85,7 @@ def _zip(path: Path) -> Path:
 def test_extracted_files(isolated_workdir: Path, target: str):
     archive, out, sha = _zip(Path("a.zip")), Path("raw"), "ab" * 32
     limits = "Limits(max_bytes=10**9, max_entries=1000)"
-    killed_mid_write(f"from hw4.data.archives import Limits, extract; extract('a.zip', 'raw', {sha!r}, {limits})", target, 16)
+    killed_mid_write(f"from hw4.data.sources.archives import Limits, extract; extract('a.zip', 'raw', {sha!r}, {limits})", target, 16)
 
     assert extract(archive, out, sha, Limits(max_bytes=10**9, max_entries=1000)) == ["top"]  # the rerun unpacks again, from scratch
     assert (out / "top" / "big.bin").read_bytes() == b"\1" * 200_000
@@ -95,12 +95,12 @@ def test_extracted_files(isolated_workdir: Path, target: str):
 
 @pytest.mark.slow  # the child imports Lightning and MLflow (about 5 s)
 def test_run_json_beside_checkpoints(isolated_workdir: Path):
-    from hw4.tracking import ResumeState
+    from hw4.tracking.runs import ResumeState
 
     state = ResumeState(Path("ckpt"))
     state.record("a" * 32, "hash", finished=False)
     state.checkpoint.write_bytes(b"weights")
-    code = "from pathlib import Path; from hw4.tracking import ResumeState; ResumeState(Path('ckpt')).record('b' * 32, 'hash', False)"
+    code = "from pathlib import Path; from hw4.tracking.runs import ResumeState; ResumeState(Path('ckpt')).record('b' * 32, 'hash', False)"
     killed_mid_write(code, "run.json", 8)
     assert state.resumable_run("hash") == "a" * 32  # the run id is not lost
 

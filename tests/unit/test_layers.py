@@ -233,7 +233,7 @@ def test_wrong_inputs_say_what_was_expected(call, message):
 
 
 def test_cnn_config_rejects_an_image_too_small_for_its_blocks():
-    from hw4.config import ConfigError, from_dict
+    from hw4.config.settings import ConfigError, from_dict
 
     with pytest.raises(ConfigError, match="leaves no pixels"):
         from_dict(CNNConfig, conf_defaults()["cnn"]["arch"] | {"kernel": 7, "extra_channels": [64, 64]}, "cnn.arch")

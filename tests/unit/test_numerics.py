@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from hw4 import cli, numerics
-from hw4.tracking import git_tags
+from hw4 import cli
+from hw4.tracking.provenance import git_tags
+from hw4.training import numerics
 
 
 def test_the_mode_is_read_from_the_stage_params_file(tmp_path: Path):

@@ -1,7 +1,7 @@
 import json
 from pathlib import Path
 
-from hw4.outputs import HEADLINE, record_path, write_results
+from hw4.io.outputs import HEADLINE, record_path, write_results
 
 
 def test_the_metrics_file_keeps_the_headline_numbers_and_the_record_keeps_everything(isolated_workdir: Path):

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from hw4.compose import compose
-from hw4.config import load_params, section
-from hw4.seeds import seeds_of
+from hw4.config.compose import compose
+from hw4.config.seeds import seeds_of
+from hw4.config.settings import load_params, section
 from hw4.stages import captioning, cnn, download, gradcheck, mlp, prepare, preprocess_coco, report, transfer
 from tests.conftest import REPO
 

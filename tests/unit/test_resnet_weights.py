@@ -6,6 +6,7 @@ import pytest
 import torch
 import torchvision
 
+from hw4.io.checksums import file_sha256
 from hw4.models.resnet import (
     WeightsError,
     backbone_modules,
@@ -14,7 +15,6 @@ from hw4.models.resnet import (
     resnet18_classifier,
     resolve_weights,
 )
-from hw4.tracking import file_sha256
 
 
 @pytest.fixture(autouse=True)

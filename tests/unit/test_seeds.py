@@ -1,20 +1,21 @@
-"""hw4.seeds: where a seed's files go, and one record for several seeds' records."""
+"""hw4.config.seeds: where a seed's files go, and one record for several seeds' records."""
 
 import statistics
 from pathlib import Path
 
 import pytest
 
-from hw4.config import ConfigError
-from hw4.seeds import chosen_seed, per_seed, summarise
-from hw4.stages.mlp_select import significance
+from hw4.config.seeds import chosen_seed, summarise
+from hw4.config.settings import ConfigError
+from hw4.io.paths import per_seed
+from hw4.stages.mlp import significance
 from hw4.stages.seeds import experiment_of, stage_name
 
 
 def test_a_seeds_files_go_one_folder_below_the_evaluations():
     assert per_seed(Path("metrics/cnn/torch.json"), 1) == Path("metrics/cnn/torch/seed1.json")
     assert per_seed(Path("checkpoints/cnn/torch"), 0) == Path("checkpoints/cnn/torch/seed0")
-    assert per_seed(Path("models/transfer/freeze_best.pt"), 2) == Path("models/transfer/freeze_best/seed2.pt")
+    assert per_seed(Path("models/transfer/freeze.pt"), 2) == Path("models/transfer/freeze/seed2.pt")
 
 
 def test_the_seed_is_one_of_the_params_seeds():

@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from hw4 import tracking
-from hw4.tracking import ResumeState, StageRun
+from hw4.io.checksums import file_sha256
+from hw4.tracking import runs as tracking
+from hw4.tracking.runs import ResumeState, StageRun
 
 
 def _runs(experiment: str):
@@ -27,7 +28,7 @@ def test_a_stage_run_is_one_finished_run_with_params_tags_and_metrics(tmp_path: 
     assert r.data.metrics["val/acc"] == 0.75
     tags = r.data.tags
     assert tags["dvc.stage"] == "unit_stage" and tags["data.standin"] == "true"
-    assert tags["data.sha256.data.bin"] == tracking.file_sha256(data)
+    assert tags["data.sha256.data.bin"] == file_sha256(data)
     assert {"git.commit", "device", "version.torch", "version.mlflow"} <= set(tags)
 
 

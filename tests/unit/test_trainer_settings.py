@@ -6,8 +6,10 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from hw4 import cli, tracking
+from hw4 import cli
+from hw4.tracking import runs as tracking
 from tests.conftest import tiny_mlp_params, write_params
+
 
 @pytest.mark.parametrize(
     "trainer, optim, message",
@@ -59,6 +61,7 @@ def test_the_precision_names_are_lightnings():
     import typing
 
     from lightning_fabric import connector
-    from hw4.training import PRECISIONS
+
+    from hw4.training.trainer import PRECISIONS
 
     assert set(PRECISIONS) == set(typing.get_args(connector._PRECISION_INPUT_STR)) | set(typing.get_args(connector._PRECISION_INPUT_STR_ALIAS))

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
 
 import torch
 from torch import nn
 
-Impl = Literal["torch", "scratch"]
+from hw4.models.layer_choice import Impl, layer_classes
 
 
 @dataclass
@@ -52,7 +51,7 @@ class CNNConfig:
         return self.block_channels()[-1] * self.feature_size() ** 2
 
     def validate(self, where: str) -> None:
-        from hw4.config import ConfigError
+        from hw4.config.settings import ConfigError
 
         sizes = {"channels": self.channels, "kernel": self.kernel, "hidden": self.hidden,
                  "num_classes": self.num_classes, "in_channels": self.in_channels,
@@ -66,24 +65,6 @@ class CNNConfig:
                 f"{len(self.block_channels())} block(s) of {self.kernel}x{self.kernel} conv (padding "
                 f"{self.padding}) and 2x2 pooling; use fewer blocks, a smaller kernel or more padding"
             )
-
-
-class Layers(NamedTuple):
-    conv: type[nn.Module]
-    relu: type[nn.Module]
-    pool: type[nn.Module]
-    linear: type[nn.Module]
-
-
-def layer_classes(impl: Impl) -> Layers:
-    """The layer classes of one implementation; the scratch ones take torch's arguments."""
-    if impl == "torch":
-        return Layers(nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Linear)
-    if impl == "scratch":
-        from hw4.layers import ScratchConv2d, ScratchLinear, ScratchMaxPool2d, ScratchReLU
-
-        return Layers(ScratchConv2d, ScratchReLU, ScratchMaxPool2d, ScratchLinear)
-    raise ValueError(f"impl must be 'torch' or 'scratch', got {impl!r}")
 
 
 class CNN(nn.Module):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import nn
 
-Impl = Literal["torch", "scratch"]
+from hw4.models.layer_choice import Impl, layer_classes
 
 
 @dataclass
@@ -18,25 +17,14 @@ class MLPConfig:
     num_classes: int = 10
 
 
-def linear_relu_layers(impl: Impl) -> tuple[type[nn.Module], type[nn.Module]]:
-    """(Linear, ReLU) classes of the chosen implementation; both take nn.Linear's arguments."""
-    if impl == "torch":
-        return nn.Linear, nn.ReLU
-    if impl == "scratch":
-        from hw4.layers.modules import ScratchLinear, ScratchReLU
-
-        return ScratchLinear, ScratchReLU
-    raise ValueError(f"impl must be 'torch' or 'scratch', got {impl!r}")
-
-
 class MLP(nn.Module):
     def __init__(self, config: MLPConfig, impl: Impl = "torch"):
         super().__init__()
-        linear, relu = linear_relu_layers(impl)
+        layers = layer_classes(impl)
         self.config = config
-        self.fc1 = linear(config.in_features, config.hidden)
-        self.relu = relu()
-        self.fc2 = linear(config.hidden, config.num_classes)
+        self.fc1 = layers.linear(config.in_features, config.hidden)
+        self.relu = layers.relu()
+        self.fc2 = layers.linear(config.hidden, config.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flatten(1)  # (B, 1, 28, 28) -> (B, 784)

@@ -17,7 +17,7 @@ import torch
 import torchvision
 from torch import nn
 
-from hw4.tracking import file_sha256
+from hw4.io.checksums import file_sha256
 
 # What the stage may start from; see TransferSettings for what each choice means.
 Pretrained = Literal["imagenet", "imagenet_if_available", "random"]

@@ -13,7 +13,7 @@ def acc(x: float | None) -> str:
 
 
 def score(summary: Mapping[str, Any], key: str) -> str:
-    """A summary's mean over seeds and its standard deviation (hw4.seeds); one seed has none."""
+    """A summary's mean over seeds and its standard deviation (hw4.config.seeds); one seed has none."""
     std = summary.get(f"{key}_std")
     return acc(summary.get(key)) + ("" if std is None else f" ± {std:.4f}")
 

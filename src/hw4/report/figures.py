@@ -8,7 +8,7 @@ from typing import Sequence
 
 from matplotlib.ticker import MaxNLocator
 
-from hw4.outputs import plt
+from hw4.io.outputs import plt
 
 
 @dataclass

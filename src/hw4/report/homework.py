@@ -1,4 +1,4 @@
-"""The homework write-up's own numbers (src/hw4/homework_figures.yaml), typed."""
+"""The homework write-up's own numbers (src/hw4/report/homework_figures.yaml), typed."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from hw4.config import from_dict
+from hw4.config.settings import from_dict
 
-FIGURES_FILE = Path(__file__).resolve().parents[1] / "homework_figures.yaml"
+FIGURES_FILE = Path(__file__).with_name("homework_figures.yaml")
 
 
 @dataclass

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from hw4.outputs import record_path
+from hw4.io import paths
+from hw4.io.paths import RunFiles, record_path, summary_metrics
 from hw4.report.homework import CaptionSample
-from hw4.seeds import per_seed
-from hw4.stages import captioning, cnn, gradcheck, mlp, transfer
 
 
 class MissingStageOutput(FileNotFoundError):
@@ -69,7 +68,7 @@ class TransferRun:
 
 @dataclass
 class Inputs:
-    """Every number here but the gradient check's is a summary over seeds (hw4.seeds)."""
+    """Every number here but the gradient check's is a summary over seeds (hw4.config.seeds)."""
 
     gradcheck: dict[str, Any]  # layer -> its checks, and the run's id
     points: dict[int, dict[str, Any]]  # hidden units -> the sweep point's metrics
@@ -106,22 +105,26 @@ def _seed_runs(stage_prefix: str, summary: dict[str, Any]) -> dict[str, str | No
 
 
 # The stages' full records (results/...), which carry run ids and data sets besides the numbers.
-GRADCHECK = record_path(gradcheck.METRICS)
-SELECTION = record_path(mlp.SELECTION)  # with every sweep point's summary over seeds
-FINAL = record_path(mlp.FINAL)
+GRADCHECK = record_path(paths.GRADCHECK)
+SELECTION = record_path(paths.MLP_SELECTION)  # with every sweep point's summary over seeds
+FINAL = record_path(summary_metrics("mlp/final"))
+
+
+def _summary(task: str, name: str) -> Path:
+    return record_path(summary_metrics(f"{task}/{name}"))
 
 
 def _cnn_files(impl: str, seed: int) -> tuple[Path, Path]:
-    return record_path(cnn.METRICS / f"{impl}.json"), per_seed(cnn.FIGURES / f"{impl}.png", seed)
+    return _summary("cnn", impl), RunFiles("cnn", impl, seed).curve_png
 
 
 def _transfer_files(mode: str, seed: int) -> tuple[Path, Path]:
-    return record_path(transfer.METRICS / f"{mode}.json"), per_seed(transfer.CURVES / f"{mode}.csv", seed)
+    return _summary("transfer", mode), RunFiles("transfer", mode, seed).curve_csv
 
 
 def _caption_files(model: str, seed: int) -> tuple[Path, ...]:
-    out = captioning.Outputs(model, seed)
-    return record_path(captioning.METRICS / f"{model}.json"), out.loss_csv, out.samples_txt, out.samples_png
+    run = RunFiles("captioning", model, seed)
+    return _summary("captioning", model), run.curve_csv, run.samples_txt, run.samples_png
 
 
 def needed(members: Members) -> list[Needed]:
@@ -172,7 +175,7 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def read_csv(path: Path) -> list[dict[str, float | None]]:
-    """Numeric columns of a plot-data CSV (hw4.outputs.write_csv); empty cells are None."""
+    """Numeric columns of a plot-data CSV (hw4.io.outputs.write_csv); empty cells are None."""
     with Path(path).open(newline="") as f:
         return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
@@ -185,7 +188,7 @@ def _number(cell: str) -> float | None:
 
 
 def read_samples(path: Path) -> list[CaptionSample]:
-    """The captioning stage's listing (hw4.captioning_eval.write_samples): a title line, then
+    """The captioning stage's listing (hw4.evaluation.captioning.write_samples): a title line, then
     per sample `<split>  <url>`, `  generated: ...`, `  GT: ...` and a blank line."""
     samples: list[CaptionSample] = []
     split = generated = None

@@ -18,7 +18,6 @@ from hw4.report.document import Figure, Section, Table, Text
 from hw4.report.figures import Series, overlay, series
 from hw4.report.homework import CaptionSample, HomeworkFigures
 from hw4.report.inputs import Inputs
-from hw4.stages.mlp_select import METRIC as SWEEP_METRIC
 
 PROVENANCE = ["data", "device", "MLflow run"]
 BLEU = [f"val/bleu{n}" for n in range(1, 5)]
@@ -73,9 +72,10 @@ def problem2(inputs: Inputs, ctx: Context) -> Section:
     hw = ctx.homework.mlp
     sel, final = inputs.selection, inputs.final
     sizes = sorted(set(inputs.points) | set(hw.val_acc))
+    metric = sel["metric"]  # what the selection compared
     sweep = Table(["hidden units", "val acc (last epoch)", "homework val acc", "val acc (best epoch)", *PROVENANCE],
-                  [_sweep_row(h, inputs.points.get(h), hw.val_acc.get(h), ctx) for h in sizes],
-                  caption=f"The sweep: `{SWEEP_METRIC}` of the last epoch, averaged over seeds, chooses the size "
+                  [_sweep_row(h, inputs.points.get(h), hw.val_acc.get(h), metric, ctx) for h in sizes],
+                  caption=f"The sweep: `{metric}` of the last epoch, averaged over seeds, chooses the size "
                           "(ties go to the smaller net).")
     chosen = Table(["", "this project", "homework", *PROVENANCE], [
         ["hidden units chosen", str(sel["hidden"]), str(hw.chosen_hidden), *ctx.provenance(sel, sel.get("sweep_run_id"))],
@@ -85,21 +85,22 @@ def problem2(inputs: Inputs, ctx: Context) -> Section:
     return Section("Problem 2: the MLP's hidden-size sweep", [
         Text("One MLP per hidden size, trained on the training split and validated every epoch; "
              "the best size is retrained on training and validation data together and tested once."),
-        sweep, _sweep_figure(inputs, ctx), Text(f"The choice against the seeds' spread: {sel['verdict']}."), chosen,
+        sweep, _sweep_figure(inputs, metric, ctx), Text(f"The choice against the seeds' spread: {sel['verdict']}."), chosen,
         *comparability(final, hw.dataset),
     ])
 
 
-def _sweep_row(hidden: int, point: Mapping[str, Any] | None, homework_acc: float | None, ctx: Context) -> list[str]:
+def _sweep_row(hidden: int, point: Mapping[str, Any] | None, homework_acc: float | None, metric: str,
+               ctx: Context) -> list[str]:
     theirs = NA if homework_acc is None else cells.homework(homework_acc)
     if point is None:  # a size only the homework tried
         return [str(hidden), NA, theirs, NA, NA, NA, NA]
-    return [str(hidden), cells.score(point, SWEEP_METRIC), theirs, cells.score(point, "val/acc_best"), *ctx.provenance(point)]
+    return [str(hidden), cells.score(point, metric), theirs, cells.score(point, "val/acc_best"), *ctx.provenance(point)]
 
 
-def _sweep_figure(inputs: Inputs, ctx: Context) -> Figure:
+def _sweep_figure(inputs: Inputs, metric: str, ctx: Context) -> Figure:
     hw = ctx.homework.mlp
-    mine = sorted((h, p[SWEEP_METRIC]) for h, p in inputs.points.items())
+    mine = sorted((h, p[metric]) for h, p in inputs.points.items())
     theirs = sorted(hw.val_acc.items())
     path = overlay(ctx.figures_dir / "mlp_sweep.png", [
         Series(f"this project ({cells.dataset(inputs.final)})", [h for h, _ in mine], [a for _, a in mine]),

@@ -21,20 +21,21 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from hw4 import captioning_eval as ev
-from hw4.config import ConfigError, flatten, load_params, section
-from hw4.data.caption_batches import CocoCaptions
-from hw4.data.coco_features import CAPTIONS_FILE, PREPARED_FEATURE_FILES
+from hw4.config.seeds import add_seed_argument
+from hw4.config.settings import ConfigError, flatten, load_params, section
+from hw4.data.formats.coco_features import CAPTIONS_FILE, PREPARED_FEATURE_FILES
+from hw4.data.loaders.caption_batches import CocoCaptions
+from hw4.evaluation import captioning as ev
+from hw4.io import paths
+from hw4.io.paths import RunFiles
 from hw4.models.captioner import Captioner, CaptionerConfig, Cell
-from hw4.models.captioning_module import CaptioningModule
-from hw4.models.tracked_module import OptimSettings
-from hw4.outputs import plot_curves, record_path, write_csv, write_results
-from hw4.seeds import add_seed_argument, per_seed
-from hw4.tracking import ResumeState, StageRun, params_hash
-from hw4.training import EarlyStoppingSettings, Monitor, TrainerSettings, build_trainer, trainer_and_seed
+from hw4.tracking.runs import ResumeState, StageRun, params_hash
+from hw4.training.captioning_module import CaptioningModule
+from hw4.training.run_outputs import write_run_outputs
+from hw4.training.tracked_module import OptimSettings
+from hw4.training.trainer import EarlyStoppingSettings, Monitor, TrainerSettings, build_trainer, trainer_and_seed
 
 EXPERIMENT = "captioning"
-DATA_DIR = Path("data/prepared/coco")
 MODELS = ("rnn", "lstm", "blind")
 
 
@@ -86,52 +87,6 @@ def load_settings(params_path: Path, seed: int | None = None) -> Settings:
     return Settings(section(params, "captioning", CaptioningSettings), *trainer_and_seed(params, seed))
 
 
-METRICS = Path("metrics/captioning")  # <model>.json: the seeds' summary (stage captioning_seeds@<model>)
-
-
-@dataclass
-class Outputs:
-    """Where one model's files go under one seed."""
-
-    model: str
-    seed: int
-
-    def _path(self, folder: str, suffix: str) -> Path:
-        return per_seed(Path(folder) / f"{self.model}{suffix}", self.seed)
-
-    @property
-    def metrics(self) -> Path:
-        return per_seed(METRICS / f"{self.model}.json", self.seed)
-
-    @property
-    def record(self) -> Path:
-        return record_path(self.metrics)
-
-    @property
-    def loss_csv(self) -> Path:
-        return self._path("plots/captioning/loss", ".csv")
-
-    @property
-    def loss_png(self) -> Path:
-        return self._path("plots/captioning/figures/loss", ".png")
-
-    @property
-    def samples_txt(self) -> Path:
-        return self._path("plots/captioning/samples", ".txt")
-
-    @property
-    def samples_png(self) -> Path:
-        return self._path("plots/captioning/figures/samples", ".png")
-
-    @property
-    def weights(self) -> Path:
-        return self._path("models/captioning", ".pt")
-
-    @property
-    def checkpoints(self) -> Path:
-        return self._path("checkpoints/captioning", "")
-
-
 def cell_of(s: CaptioningSettings, model: str) -> tuple[Cell, bool]:
     """(cell, blind) of a model name."""
     return (s.blind_cell, True) if model == "blind" else (model, False)  # type: ignore[return-value]
@@ -149,7 +104,7 @@ def run_params(s: Settings, model: str, meta: dict[str, Any]) -> dict[str, Any]:
     ) | {"batch_size_semantics": "global"}
 
 
-def run(s: Settings, model: str, data_dir: Path = DATA_DIR) -> dict[str, Any]:
+def run(s: Settings, model: str, data_dir: Path = paths.COCO) -> dict[str, Any]:
     """Train `model`, score it on the validation split, write its files; return its metrics."""
     c = s.captioning
     if model not in c.models:
@@ -159,7 +114,7 @@ def run(s: Settings, model: str, data_dir: Path = DATA_DIR) -> dict[str, Any]:
     standin = bool(data.meta.get("standin", False))
     cell, blind = cell_of(c, model)
     params = run_params(s, model, data.meta)
-    out = Outputs(model, s.seed)
+    out = RunFiles(EXPERIMENT, model, s.seed)
     resume = ResumeState(out.checkpoints)
     ckpt_path = resume.checkpoint_to_resume(params_hash(params))
     data_files = [Path(data_dir) / CAPTIONS_FILE, *(Path(data_dir) / f for f in PREPARED_FEATURE_FILES.values())]
@@ -192,7 +147,7 @@ def build_net(c: CaptioningSettings, data: CocoCaptions, cell: Cell) -> Captione
     return Captioner(CaptionerConfig(len(v), data.feature_dim, v.null, v.start, v.end, cell, c.wordvec_dim, c.hidden_dim))
 
 
-def evaluate(s: Settings, module: CaptioningModule, data: CocoCaptions, device: torch.device, out: Outputs, stage: str) -> dict[str, Any]:
+def evaluate(s: Settings, module: CaptioningModule, data: CocoCaptions, device: torch.device, out: RunFiles, stage: str) -> dict[str, Any]:
     """Validation BLEU/CIDEr-D, and the sample captions of train and val images (text and grid)."""
     c = s.captioning
     how = ev.Decoding(c.decoding.max_length, c.decoding.beam_width, c.eval_batch_size, device)
@@ -204,15 +159,9 @@ def evaluate(s: Settings, module: CaptioningModule, data: CocoCaptions, device: 
     return scores
 
 
-def write_outputs(run: StageRun, module: CaptioningModule, metrics: dict[str, Any], out: Outputs, stage: str) -> None:
-    written = write_results(out.metrics, metrics)
-    write_csv(out.loss_csv, module.history)
-    png = plot_curves(out.loss_png, module.history, "epoch", {"loss per caption": ["train/loss", "val/loss"]},
-                      title=f"{stage}: training loss")
-    out.weights.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(module.net.state_dict(), out.weights)
-    for path in (*written, out.loss_csv, png, out.samples_txt, out.samples_png, out.weights):
-        run.log_artifact(path)
+def write_outputs(run: StageRun, module: CaptioningModule, metrics: dict[str, Any], out: RunFiles, stage: str) -> None:
+    write_run_outputs(run, out, metrics, module.history, {"loss per caption": ["train/loss", "val/loss"]},
+                      f"{stage}: training loss", module.net.state_dict(), extra=[out.samples_txt, out.samples_png])
 
 
 def main(argv: list[str] | None = None) -> None:

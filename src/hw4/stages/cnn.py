@@ -12,24 +12,23 @@ summarises an implementation's seeds.
 from __future__ import annotations
 
 import argparse
-from functools import partial
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from hw4.classify import ClassifierJob, train_classifier
-from hw4.config import ConfigError, flatten, load_params, section
-from hw4.models.classifier import Augment
-from hw4.models.tracked_module import OptimSettings
+from hw4.config.seeds import add_seed_argument
+from hw4.config.settings import ConfigError, flatten, load_params, section
+from hw4.io import paths
+from hw4.io.paths import RunFiles
 from hw4.models.cnn import CNN, CNNConfig, Impl
-from hw4.seeds import add_seed_argument, per_seed
-from hw4.tracking import is_global_rank_zero
-from hw4.training import EarlyStoppingSettings, TrainerSettings, trainer_and_seed
+from hw4.tracking.runs import is_global_rank_zero
+from hw4.training.classifier_job import ClassifierJob, train_classifier
+from hw4.training.image_classifier import Augment
+from hw4.training.tracked_module import OptimSettings
+from hw4.training.trainer import EarlyStoppingSettings, TrainerSettings, trainer_and_seed
 
 EXPERIMENT = "cnn"
-DATA = Path("data/prepared/mnist_family.pt")
-METRICS = Path("metrics/cnn")  # <impl>/seed<k>.json; the full record in results/cnn
-FIGURES = Path("plots/cnn/figures")  # <impl>/seed<k>.png, the learning curves
 
 
 @dataclass
@@ -73,18 +72,14 @@ def run(s: Settings, impl: Impl) -> dict[str, Any]:
         stage=f"cnn@{impl}-{s.seed}",
         build_net=partial(CNN, s.cnn.arch, impl=impl),
         params=flatten({"impl": impl, "seed": s.seed, "cnn": cnn, "trainer": asdict(s.trainer)}),
-        data_path=DATA,
+        data_path=paths.MNIST_FAMILY,
         trainer=s.trainer,
         optim=s.cnn.optim,
         epochs=s.cnn.epochs,
         batch_size=s.cnn.batch_size,
         eval_batch_size=s.cnn.eval_batch_size,
         seed=s.seed,
-        checkpoint_dir=per_seed(Path("checkpoints/cnn") / impl, s.seed),
-        curve_csv=per_seed(Path("plots/cnn/curves") / f"{impl}.csv", s.seed),
-        curve_png=per_seed(FIGURES / f"{impl}.png", s.seed),
-        weights_path=per_seed(Path("models/cnn") / f"{impl}.pt", s.seed),
-        metrics_path=per_seed(METRICS / f"{impl}.json", s.seed),
+        files=RunFiles(EXPERIMENT, impl, s.seed),
         extra_metrics={"impl": impl},
         test=True,
         augment=s.cnn.augment,

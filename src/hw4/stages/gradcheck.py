@@ -25,11 +25,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hw4 import layers
-from hw4.config import ConfigError, flatten, load_params, section
-from hw4.outputs import write_results
-from hw4.tracking import StageRun
+from hw4.config.settings import ConfigError, flatten, load_params, section
+from hw4.io import paths
+from hw4.io.outputs import write_results
+from hw4.tracking.runs import StageRun
 
-METRICS = Path("metrics/gradcheck.json")
 EXPERIMENT = "gradcheck"
 
 
@@ -187,7 +187,7 @@ def run(settings: GradcheckSettings) -> dict[str, Any]:
         failed = [name for name, r in results.items() if not r["passed"]]
         worst = max(max(r["max_abs_err_out"], r["max_abs_err_grad"]) for r in results.values())
         record = {**results, "layers_failed": len(failed), "max_abs_err": worst, "run_id": mlflow_run.run_id}
-        written = write_results(METRICS, record)
+        written = write_results(paths.GRADCHECK, record)
         mlflow_run.log_metrics({f"{name}/{k}": float(v) for name, r in results.items() for k, v in r.items() if k.startswith("max_abs_err")})
         for path in written:
             mlflow_run.log_artifact(path)

@@ -1,4 +1,4 @@
-"""Problem 2: one point of the MLP hidden-size sweep, the selection, and the final run.
+"""Problem 2: the MLP's hidden-size sweep: its points, the selection, and the final run.
 
     python -m hw4 mlp --hidden 150 --seed 0   # train on train, validate every epoch
     python -m hw4 mlp_select                  # pick the best size from the points' results files
@@ -6,30 +6,36 @@
 
 Each point and the final run repeat once per seed of params `seeds` (DVC: `mlp@150-0`,
 `mlp_final@0`); `--seed` defaults to the first.
+
+The selection follows the homework's rule: the highest validation accuracy, here averaged
+over the seeds. With several seeds it also says whether the chosen size beats the runner-up
+by more than the seeds' spread, that is whether another set of seeds would likely choose it
+again. The sweep's MLflow parent run is made by the selection, after its points, and adopts
+their runs (every size, every seed) as nested children: the points run as separate DVC
+stages (and may be rerun one by one), so only the selection knows the sweep's membership.
 """
 
 from __future__ import annotations
 
 import argparse
-from functools import partial
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from hw4.classify import ClassifierJob, train_classifier
-from hw4.config import ConfigError, flatten, load_params, section
+from hw4.config.seeds import add_seed_argument, seeds_of, summarise
+from hw4.config.settings import ConfigError, flatten, load_params, section
+from hw4.io import paths
+from hw4.io.outputs import plot_curves, read_json, write_csv, write_results
+from hw4.io.paths import RunFiles, per_seed, record_path
 from hw4.models.mlp import MLP, Impl, MLPConfig
-from hw4.models.tracked_module import OptimSettings
-from hw4.outputs import read_json, record_path
-from hw4.seeds import add_seed_argument, per_seed
-from hw4.tracking import is_global_rank_zero
-from hw4.training import EarlyStoppingSettings, TrainerSettings, trainer_and_seed
+from hw4.tracking.runs import StageRun, adopt_children, is_global_rank_zero
+from hw4.training.classifier_job import ClassifierJob, train_classifier
+from hw4.training.tracked_module import OptimSettings
+from hw4.training.trainer import EarlyStoppingSettings, TrainerSettings, trainer_and_seed
 
 EXPERIMENT = "mlp"
-DATA = Path("data/prepared/mnist_family.pt")
-POINTS = Path("metrics/mlp/points")  # h<hidden>/seed<k>.json
-SELECTION = Path("metrics/mlp/select.json")
-FINAL = Path("metrics/mlp/final.json")  # the seeds' summary (stage mlp_final_seeds); final/seed<k>.json each seed
+METRIC = "val/acc"  # the selection's: the last epoch's validation accuracy, as the homework reported it
 
 
 @dataclass
@@ -77,19 +83,20 @@ def _point_params(s: Settings, hidden: int) -> dict[str, Any]:
     return flatten({"hidden": hidden, "seed": s.seed, "mlp": mlp, "trainer": asdict(s.trainer)})
 
 
-def point_metrics(hidden: int, seed: int) -> Path:
-    return per_seed(POINTS / f"h{hidden}.json", seed)
+def point_files(hidden: int, seed: int) -> RunFiles:
+    """A sweep point's files, one folder down (metrics/mlp/points/h150/seed0.json): the
+    selection depends on results/mlp/points/ as a whole, whatever the sweep holds."""
+    return RunFiles(EXPERIMENT, f"points/h{hidden}", seed)
 
 
-def _job(s: Settings, hidden: int, name: str, stage: str, test: bool, tags: dict[str, str]) -> ClassifierJob:
-    """The run of `hidden` units under seed `s.seed`; `name` is h<hidden> (a point) or final."""
-    metrics = point_metrics(hidden, s.seed) if name != "final" else per_seed(FINAL, s.seed)
+def _job(s: Settings, hidden: int, files: RunFiles, stage: str, test: bool, tags: dict[str, str]) -> ClassifierJob:
+    """The run of `hidden` units under seed `s.seed`, writing `files` (a point's, or the final run's)."""
     return ClassifierJob(
         experiment=EXPERIMENT,
         stage=stage,
         build_net=partial(MLP, MLPConfig(hidden=hidden), impl=s.mlp.impl),
         params=_point_params(s, hidden),
-        data_path=DATA,
+        data_path=paths.MNIST_FAMILY,
         trainer=s.trainer,
         optim=s.mlp.optim,
         epochs=s.mlp.epochs,
@@ -97,11 +104,7 @@ def _job(s: Settings, hidden: int, name: str, stage: str, test: bool, tags: dict
         eval_batch_size=s.mlp.eval_batch_size,
         steps_per_call=s.mlp.steps_per_call,
         seed=s.seed,
-        checkpoint_dir=per_seed(Path("checkpoints/mlp") / name, s.seed),
-        curve_csv=per_seed(Path("plots/mlp/curves") / f"{name}.csv", s.seed),
-        curve_png=per_seed(Path("plots/mlp/figures") / f"{name}.png", s.seed),
-        weights_path=per_seed(Path("models/mlp") / f"{name}.pt", s.seed),
-        metrics_path=metrics,
+        files=files,
         extra_metrics={"hidden": hidden},
         test=test,
         early_stopping=s.mlp.early_stopping,
@@ -112,22 +115,97 @@ def _job(s: Settings, hidden: int, name: str, stage: str, test: bool, tags: dict
 def run_point(s: Settings, hidden: int) -> dict[str, Any]:
     if hidden not in s.mlp.hidden_sizes:
         raise ConfigError(f"hidden size {hidden} is not in params mlp.hidden_sizes {s.mlp.hidden_sizes}")
-    job = _job(s, hidden, f"h{hidden}", f"mlp@{hidden}-{s.seed}", test=False, tags={"sweep.role": "point"})
+    job = _job(s, hidden, point_files(hidden, s.seed), f"mlp@{hidden}-{s.seed}", test=False, tags={"sweep.role": "point"})
     return train_classifier(job).metrics
 
 
 def run_final(s: Settings) -> dict[str, Any]:
-    chosen = read_json(record_path(SELECTION), "mlp_final")
+    chosen = read_json(record_path(paths.MLP_SELECTION), "mlp_final")
     tags = {"sweep.role": "final", "sweep.run_id": str(chosen["sweep_run_id"])}
     hidden = int(chosen["hidden"])
     job = replace(
-        _job(s, hidden, "final", f"mlp_final@{s.seed}", test=True, tags=tags),
+        _job(s, hidden, RunFiles(EXPERIMENT, "final", s.seed), f"mlp_final@{s.seed}", test=True, tags=tags),
         train_on_val=True,  # the validation split has chosen the size; the retraining learns from it too
-        # No validation curve, which plots/mlp/curves draws.
+        # Not plots/mlp/curves, whose DVC plot draws the validation accuracy the retraining lacks.
         curve_csv=per_seed(Path("plots/mlp/final.csv"), s.seed),
         extra_metrics={"hidden": hidden, "sweep_run_id": chosen["sweep_run_id"], "val_acc_selected": chosen["val/acc"]},
     )
     return train_classifier(job).metrics
+
+
+def select_best(scores: dict[int, float]) -> int:
+    """The size with the highest score; ties go to the smaller network."""
+    if not scores:
+        raise ValueError("no sweep points to select from")
+    return max(sorted(scores), key=lambda h: scores[h])
+
+
+def read_points(sizes: list[int], seeds: list[int]) -> dict[int, dict[str, Any]]:
+    """Each size's seeds summarised (hw4.config.seeds.summarise): mean, std and per-seed values."""
+    return {h: summarise({k: read_json(point_files(h, k).record, "mlp_select") for k in seeds}) for h in sizes}
+
+
+def significance(points: dict[int, dict[str, Any]], best: int) -> dict[str, Any]:
+    """Whether `best` beats the runner-up by more than the seeds' spread (the larger of the
+    two sizes' standard deviations over seeds): if not, other seeds may well choose otherwise."""
+    if len(points) < 2:
+        return {"runner_up": None, "margin": None, "spread": None, "beats_spread": None,
+                "verdict": f"{best} units: the only size in the sweep"}
+    runner_up = select_best({h: p[METRIC] for h, p in points.items() if h != best})
+    margin = points[best][METRIC] - points[runner_up][METRIC]
+    stds = [points[h][f"{METRIC}_std"] for h in (best, runner_up)]
+    if None in stds:
+        spread, beats, how = None, None, "one seed, so no spread was measured"
+    else:
+        spread = max(stds)
+        beats = margin > spread
+        how = f"{'more' if beats else 'less'} than the seeds' spread (std {spread:.4f})"
+    return {"runner_up": runner_up, "margin": margin, "spread": spread, "beats_spread": beats,
+            "verdict": f"{best} units beat {runner_up} by {margin:.4f} in mean {METRIC}, {how}"}
+
+
+def run_select(s: Settings, seeds: list[int]) -> dict[str, Any]:
+    points = read_points(s.mlp.hidden_sizes, seeds)
+    scores = {h: float(p[METRIC]) for h, p in points.items()}
+    best = select_best(scores)
+    rows = [_sweep_row(h, points[h]) for h in sorted(points)]
+    write_csv(paths.MLP_SWEEP_CSV, rows)
+    curves = ["val_acc", "val_acc_best"] + (["val_acc_minus_std", "val_acc_plus_std"] if len(seeds) > 1 else [])
+    png = plot_curves(paths.MLP_SWEEP_PNG, rows, "hidden", {"validation accuracy": curves}, f"MLP sweep ({len(seeds)} seeds)")
+    standin = any(p.get("standin") for p in points.values())
+    params = flatten({"hidden_sizes": s.mlp.hidden_sizes, "seeds": seeds, "selection_metric": METRIC,
+                      "mlp": asdict(s.mlp.optim)})
+    with StageRun(EXPERIMENT, "mlp_select", params, [paths.MNIST_FAMILY], standin, run_name="sweep", tags={"sweep.role": "parent"}) as run:
+        if run.active:
+            adopt_children(run.run_id, [i for p in points.values() for i in p["run_ids"].values() if i])
+        verdict = significance(points, best)
+        result = {
+            "hidden": best,
+            "metric": METRIC,
+            METRIC: scores[best],
+            f"{METRIC}_std": points[best][f"{METRIC}_std"],
+            "seeds": seeds,
+            **verdict,
+            "sweep_run_id": run.run_id,
+            "points": {str(h): points[h] for h in sorted(points)},
+            "dataset": points[best].get("dataset"),
+            "standin": standin,
+        }
+        written = write_results(paths.MLP_SELECTION, result)
+        run.log_metrics({"best_hidden": best, "best_val_acc": scores[best],
+                         **{k: verdict[k] for k in ("margin", "spread") if verdict[k] is not None}})
+        run.set_tags({"sweep.verdict": verdict["verdict"]})
+        for path in (*written, paths.MLP_SWEEP_CSV, png):
+            run.log_artifact(path)
+    return result
+
+
+def _sweep_row(hidden: int, point: dict[str, Any]) -> dict[str, Any]:
+    mean, std = point[METRIC], point[f"{METRIC}_std"]
+    row = {"hidden": hidden, "val_acc": mean, "val_acc_std": std, "val_acc_best": point["val/acc_best"]}
+    if std is not None:
+        row |= {"val_acc_minus_std": mean - std, "val_acc_plus_std": mean + std}
+    return row
 
 
 def main(argv: list[str] | None = None, final: bool = False) -> None:
@@ -145,3 +223,11 @@ def main(argv: list[str] | None = None, final: bool = False) -> None:
 
 def main_final(argv: list[str] | None = None) -> None:
     main(argv, final=True)
+
+
+def main_select(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m hw4 mlp_select")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args(argv)
+    result = run_select(load_settings(args.params), seeds_of(load_params(args.params)))
+    print(f"chosen hidden size {result['hidden']} ({METRIC} {result[METRIC]:.4f}): {result['verdict']}")

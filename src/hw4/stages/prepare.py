@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from hw4.config import ConfigError, load_params, section
-from hw4.data.download import verify_file
-from hw4.data.mnist import FILES, prepare, save
-from hw4.data.registry import STANDIN_MARKER, Dataset, Registry, load_registry
-
-RAW_DIR = Path("data/raw")
-OUT_PATH = Path("data/prepared/mnist_family.pt")
+from hw4.config.settings import ConfigError, load_params, section
+from hw4.data.formats.mnist import FILES, prepare, save
+from hw4.data.sources.download import verify_file
+from hw4.data.sources.registry import Dataset, Registry, load_registry
+from hw4.data.standins.marker import STANDIN_MARKER
+from hw4.io import paths
 
 
 @dataclass
@@ -40,8 +39,8 @@ class PrepareSettings:
 
 def run(
     settings: PrepareSettings,
-    raw_dir: Path = RAW_DIR,
-    out_path: Path = OUT_PATH,
+    raw_dir: Path = paths.RAW,
+    out_path: Path = paths.MNIST_FAMILY,
     registry: Registry | None = None,
 ) -> dict[str, Any]:
     """Read, check, split and save; return the split sizes and what the data is."""
@@ -90,5 +89,5 @@ def main(argv: list[str] | None = None) -> None:
     standin = " (stand-in data)" if summary["standin"] else ""
     print(
         f"prepare: {summary['dataset']}{standin}: train {summary['train']}, val {summary['val']}, "
-        f"test {summary['test']} -> {OUT_PATH}"
+        f"test {summary['test']} -> {paths.MNIST_FAMILY}"
     )

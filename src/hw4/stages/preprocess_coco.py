@@ -2,7 +2,7 @@
 
     python -m hw4 preprocess_coco [--params params.yaml]
 
-Two sources, one output (data/prepared/coco/, see hw4.data.coco_features):
+Two sources, one output (data/prepared/coco/, see hw4.data.formats.coco_features):
 - `features`: CS231n's `coco_captioning` files (VGG-16 fc7 features, PCA'd or not), checked
   and copied, optionally with a seeded subsample of the training captions;
 - `raw`: COCO 2014 annotations and images: tokenised, a vocabulary built on the training
@@ -22,10 +22,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from hw4 import numerics
-from hw4.config import ConfigError, load_params, section
-from hw4.data.backbone_training import WordTraining, train_on_caption_words, word_targets
-from hw4.data.coco_features import (
+from hw4.config.seeds import data_seed
+from hw4.config.settings import ConfigError, load_params, section
+from hw4.data.formats.coco_features import (
     META_FILE,
     PREPARED_FEATURE_FILES,
     SPLITS,
@@ -35,9 +34,11 @@ from hw4.data.coco_features import (
     subsample_train,
     write_layout,
 )
-from hw4.data.coco_raw import TooLong, encode_split, image_path, read_split
-from hw4.data.coco_text import Vocabulary
-from hw4.data.image_features import (
+from hw4.data.formats.coco_raw import TooLong, encode_split, image_path, read_split
+from hw4.data.formats.coco_text import Vocabulary
+from hw4.data.standins.marker import is_standin
+from hw4.features.caption_words import WordTraining, train_on_caption_words, word_targets
+from hw4.features.image_features import (
     BACKBONES,
     Weights,
     apply_pca,
@@ -47,13 +48,11 @@ from hw4.data.image_features import (
     pick_device,
     standardise,
 )
-from hw4.data.registry import STANDIN_MARKER
+from hw4.io import paths
+from hw4.io.outputs import write_json
 from hw4.models.resnet import WeightsError
-from hw4.outputs import write_json
-from hw4.stages.download import read_seed
-from hw4.training import TrainerSettings
-
-OUT_DIR = Path("data/prepared/coco")
+from hw4.training import numerics
+from hw4.training.trainer import TrainerSettings
 
 
 @dataclass
@@ -113,7 +112,7 @@ class PreprocessCocoSettings:
             raise ConfigError(f"params '{where}.max_train': must be >= 0 (0 keeps all), got {self.max_train}")
 
 
-def run(settings: PreprocessCocoSettings, seed: int = 0, out_dir: Path = OUT_DIR, mode: numerics.Mode = "fast") -> dict[str, Any]:
+def run(settings: PreprocessCocoSettings, seed: int = 0, out_dir: Path = paths.COCO, mode: numerics.Mode = "fast") -> dict[str, Any]:
     """Read the chosen source, subsample, write the layout and meta.json; return meta.
 
     `mode` is `trainer.numerics`: the raw path's backbone computes under it like a training stage."""
@@ -142,11 +141,6 @@ def run(settings: PreprocessCocoSettings, seed: int = 0, out_dir: Path = OUT_DIR
     )
     write_json(out_dir / META_FILE, meta)
     return meta
-
-
-def is_standin(input_dir: Path) -> bool:
-    """The download stage marks data/raw/<target>/; CS231n's files sit one level below it."""
-    return any((d / STANDIN_MARKER).exists() for d in (input_dir, input_dir.parent))
 
 
 def from_features(input_dir: Path, source: FeaturesSource) -> tuple[CaptionData, dict[str, Any]]:
@@ -217,7 +211,7 @@ def load_settings(params_path: Path) -> tuple[PreprocessCocoSettings, int, numer
             f"params 'preprocess_coco.raw.threads': trainer.numerics {mode!r} needs a fixed thread "
             f"count (reductions depend on it); set 1 or more"
         )
-    return settings, read_seed(params), mode
+    return settings, data_seed(params), mode
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -233,5 +227,5 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"preprocess_coco: {meta['source']}{standin}: {meta['train_captions']} train / {meta['val_captions']} val "
         f"captions, vocabulary {meta['vocab_size']}, features {meta['feature_dim']}-d "
-        f"({meta['backbone']}, {meta['weights']} weights) -> {OUT_DIR}"
+        f"({meta['backbone']}, {meta['weights']} weights) -> {paths.COCO}"
     )

@@ -4,7 +4,7 @@
     python -m hw4 seeds mlp/final          # also captioning/<model>, transfer/<mode>
 
 Reads the seeds' results files (results/<evaluation>/seed<k>.json for every k of params
-`seeds`), writes the evaluation's record where a single run's used to be (hw4.seeds), and
+`seeds`), writes the evaluation's record where a single run's used to be (hw4.config.seeds), and
 makes a parent run that adopts the seeds' runs as nested children, so the MLflow UI shows
 them side by side. Like `mlp_select`, it runs after the seeds, which DVC may rerun one by one.
 """
@@ -15,10 +15,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from hw4.config import ConfigError, load_params
-from hw4.outputs import read_json, record_path, write_results
-from hw4.seeds import per_seed, seeds_of, summarise
-from hw4.tracking import StageRun, adopt_children, run_tags
+from hw4.config.seeds import seeds_of, summarise
+from hw4.config.settings import ConfigError, load_params
+from hw4.io.outputs import read_json, write_results
+from hw4.io.paths import per_seed, record_path, summary_metrics
+from hw4.tracking.runs import StageRun, adopt_children, run_tags
 
 MATRIX_EXPERIMENTS = ("cnn", "captioning", "transfer")  # <experiment>/<matrix member>; and mlp/final
 
@@ -39,7 +40,7 @@ def experiment_of(evaluation: str) -> str:
 
 def run(evaluation: str, seeds: list[int]) -> dict[str, Any]:
     experiment = experiment_of(evaluation)
-    metrics = Path("metrics") / f"{evaluation}.json"
+    metrics = summary_metrics(evaluation)
     needed_by = f"python -m hw4 seeds {evaluation}"
     summary = summarise({k: read_json(record_path(per_seed(metrics, k)), needed_by) for k in seeds})
     children = [i for i in summary["run_ids"].values() if i]

@@ -19,23 +19,20 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from hw4.config import ConfigError, flatten, load_params, section
-from hw4.data.image_folders import ImageFolderData, ImageFolderError, tree_sha256
-from hw4.data.registry import STANDIN_MARKER
-from hw4.models.tracked_module import OptimSettings
+from hw4.config.seeds import add_seed_argument
+from hw4.config.settings import ConfigError, flatten, load_params, section
+from hw4.data.loaders.image_folders import ImageFolderData, ImageFolderError, tree_sha256
+from hw4.data.standins.marker import is_standin
+from hw4.io.paths import RunFiles
 from hw4.models.resnet import Pretrained, Weights, WeightsError, resnet18_classifier, resolve_weights
-from hw4.models.transfer_module import MODES, Mode, TransferClassifier, mode_callbacks
-from hw4.outputs import plot_curves, write_csv, write_results
-from hw4.seeds import add_seed_argument, per_seed
-from hw4.tracking import ResumeState, StageRun, params_hash
-from hw4.training import EarlyStoppingSettings, Monitor, TrainerSettings, build_trainer, trainer_and_seed
+from hw4.tracking.runs import ResumeState, StageRun, params_hash
+from hw4.training.run_outputs import write_run_outputs
+from hw4.training.tracked_module import OptimSettings
+from hw4.training.trainer import EarlyStoppingSettings, Monitor, TrainerSettings, build_trainer, trainer_and_seed
+from hw4.training.transfer_module import MODES, Mode, TransferClassifier, mode_callbacks
 
 EXPERIMENT = "transfer"
 DATASET = "hymenoptera"
-CHECKPOINTS = Path("checkpoints/transfer")
-METRICS = Path("metrics/transfer")  # <mode>/seed<k>.json; the full record in results/transfer
-MODELS = Path("models/transfer")  # <mode>_best/seed<k>.pt, the best epoch's weights
-CURVES = Path("plots/transfer/curves")  # <mode>/seed<k>.csv, one row per epoch
 CURVE_COLUMNS = ("epoch", "train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "lr", "epoch_time_s")
 
 
@@ -93,11 +90,6 @@ def load_settings(params_path: Path, seed: int | None = None) -> Settings:
     return Settings(section(params, "transfer", TransferSettings), *trainer_and_seed(params, seed))
 
 
-def is_standin(data_dir: Path) -> bool:
-    """The download stage marks generated data at data/raw/<dataset>/, above the image folders."""
-    return any((d / STANDIN_MARKER).is_file() for d in (data_dir, data_dir.parent))
-
-
 def run(s: Settings, mode: Mode) -> dict[str, Any]:
     t = s.transfer
     if mode not in t.modes:
@@ -112,7 +104,8 @@ def run(s: Settings, mode: Mode) -> dict[str, Any]:
     pl.seed_everything(s.seed, workers=True)  # before the head's random initialisation
     net = resnet18_classifier(len(data.classes), weights.state_dict)
     params = _run_params(s, mode, data, weights, standin)
-    resume = ResumeState(per_seed(CHECKPOINTS / mode, s.seed))
+    files = RunFiles(EXPERIMENT, mode, s.seed)
+    resume = ResumeState(files.checkpoints)
     ckpt_path = resume.checkpoint_to_resume(params_hash(params))
     label = _label(mode, s.seed, weights, standin)
     with StageRun(EXPERIMENT, f"transfer@{mode}-{s.seed}", params, standin=standin, resume=resume, run_name=label,
@@ -132,21 +125,18 @@ def run(s: Settings, mode: Mode) -> dict[str, Any]:
         if trainer.is_global_zero:
             meta = {"mode": mode, "weights": weights.kind, "standin": standin, "dataset": DATASET, "classes": list(data.classes),
                     "epoch": metrics["best_epoch"], "val/acc": metrics["val/acc_best"]}
-            model = best_model(trainer, per_seed(MODELS / f"{mode}_best.pt", s.seed), meta)
-            _write_outputs(mode, s.seed, label, module.history, metrics, model, run)
+            _write_outputs(files, label, module.history, metrics, best_model(trainer, meta), run)
         return metrics
 
 
-def best_model(trainer: pl.Trainer, path: Path, meta: dict[str, Any]) -> Path:
-    """The network's weights from the best checkpoint, with `meta`, saved to `path`: loadable
-    without Lightning (`resnet18_classifier(2).load_state_dict(...["state_dict"])`). The
-    checkpoint stays in the (persistent) checkpoint directory, so a resumed run still has it;
-    DVC removes the model output before every run."""
+def best_model(trainer: pl.Trainer, meta: dict[str, Any]) -> dict[str, Any]:
+    """The network's weights from the best checkpoint, with `meta`: loadable without Lightning
+    (`resnet18_classifier(2).load_state_dict(...["state_dict"])`). The checkpoint stays in the
+    (persistent) checkpoint directory, so a resumed run still has it; DVC removes the model
+    output before every run."""
     checkpoint = torch.load(trainer.checkpoint_callback.best_model_path, map_location="cpu", weights_only=True)
     net = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": net, "meta": meta}, path)
-    return path
+    return {"state_dict": net, "meta": meta}
 
 
 def summarise(history: list[dict[str, float]]) -> dict[str, Any]:
@@ -200,18 +190,12 @@ def _label(mode: Mode, seed: int, weights: Weights, standin: bool) -> str:
     return f"transfer@{mode}-{seed} ({', '.join(notes)})"
 
 
-def _write_outputs(mode: Mode, seed: int, label: str, history: list[dict[str, float]], metrics: dict[str, Any],
-                   model: Path, run: StageRun) -> None:
-    written = write_results(per_seed(METRICS / f"{mode}.json", seed), metrics)
+def _write_outputs(files: RunFiles, label: str, history: list[dict[str, float]], metrics: dict[str, Any],
+                   model: dict[str, Any], run: StageRun) -> None:
     rows = [{k: r.get(k) for k in CURVE_COLUMNS} | {"standin": metrics["standin"]} for r in history]
-    curve = write_csv(per_seed(CURVES / f"{mode}.csv", seed), rows)
-    png = plot_curves(
-        per_seed(Path("plots/transfer/figures") / f"{mode}.png", seed), rows, "epoch",
-        {"loss": ["train/loss", "val/loss"], "accuracy": ["train/acc", "val/acc"]}, title=label,
-    )
+    panels = {"loss": ["train/loss", "val/loss"], "accuracy": ["train/acc", "val/acc"]}
+    write_run_outputs(run, files, metrics, rows, panels, label, model)
     run.log_metrics({k: metrics[k] for k in ("val/acc_best", "best_epoch", "epoch_time_s", "train_time_s")}, step=metrics["epochs"] - 1)
-    for path in (*written, curve, png, model):
-        run.log_artifact(path)
 
 
 def main(argv: list[str] | None = None) -> None:

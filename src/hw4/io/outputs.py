@@ -1,0 +1,87 @@
+"""Metrics files, plot data and figures: what DVC tracks and MLflow stores as artifacts."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on training machines
+import matplotlib.pyplot as plt  # noqa: E402
+
+from hw4.io import atomic
+from hw4.io.paths import record_path
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> Path:
+    """Atomically (hw4.io.atomic): later stages and resumed runs read these files."""
+    return atomic.write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+# The keys of the DVC metrics files. Each stage keeps its full record (run id, data set,
+# every number) in results/ and copies these headline numbers, under these shared names,
+# into metrics/: so `dvc metrics show` is one narrow table across all stages.
+HEADLINE = ("hidden", "val/acc", "val/acc_best", "test/acc", "val/bleu4", "val/cider",
+            "layers_failed", "max_abs_err", "train_time_s")
+
+
+def write_results(metrics_path: Path, record: Mapping[str, Any]) -> tuple[Path, Path]:
+    """The full record (what later stages and the report read) and its headline metrics
+    (with their standard deviations over seeds where the record is a summary, hw4.config.seeds)."""
+    keys = [k for name in HEADLINE for k in (name, f"{name}_std")]
+    headline = {k: record[k] for k in keys if is_number(record.get(k))}
+    return write_json(record_path(metrics_path), record), write_json(metrics_path, headline)
+
+
+def is_number(x: Any) -> bool:
+    """An int or float, not a bool (JSON's numbers as the metrics files hold them)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def read_json(path: Path, needed_by: str) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{needed_by} needs {path}, which does not exist; run the stage that writes it first")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{needed_by} needs {path}, which is not valid JSON ({e}); rerun the stage that writes it") from e
+
+
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """Rows with the union of their keys as columns (DVC plots read CSV with a header).
+
+    Atomically (hw4.io.atomic): the report reads these files."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic.write_text(path, text.getvalue())
+
+
+def plot_curves(path: Path, rows: Sequence[Mapping[str, Any]], x: str, panels: Mapping[str, Sequence[str]], title: str) -> Path:
+    """One panel per entry of `panels` (panel title -> columns), `x` on the horizontal axis."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for ax, (name, columns) in zip(axes[0], panels.items()):
+        for column in columns:
+            points = [(r[x], r[column]) for r in rows if r.get(column) is not None]
+            if points:
+                ax.plot(*zip(*points), marker="o", markersize=3, label=column)
+        ax.set_title(name)
+        ax.set_xlabel(x)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,112 @@
+"""Where things live: the repository root, and every path a stage reads or writes.
+
+All paths are relative to the repository root. A training run is one evaluation (`task`/
+`name`: cnn/torch, mlp/points/h150, transfer/freeze, captioning/lstm) under one seed, and its
+files follow one convention (`RunFiles`):
+
+    metrics/<task>/<name>/seed<k>.json            headline numbers (DVC metrics)
+    results/<task>/<name>/seed<k>.json            the full record, read by later stages
+    plots/<task>/curves/<name>/seed<k>.csv        one row per epoch (DVC plots)
+    plots/<task>/figures/<name>/seed<k>.png       the learning curves
+    models/<task>/<name>/seed<k>.pt               the trained network's state_dict
+    checkpoints/<task>/<name>/seed<k>/            last.ckpt, best.ckpt, run.json (resume)
+
+and the summary over seeds (`python -m hw4 seeds <task>/<name>`) is metrics/<task>/<name>.json
+and results/<task>/<name>.json. The report finds every evaluation's files by this convention.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+RAW = Path("data/raw")  # downloads and generated stand-ins, one folder per target
+PINNED_CHECKSUMS = Path("data/pinned-checksums.json")
+MNIST_FAMILY = Path("data/prepared/mnist_family.pt")
+COCO = Path("data/prepared/coco")
+GRADCHECK = Path("metrics/gradcheck.json")
+MLP_SELECTION = Path("metrics/mlp/select.json")
+MLP_SWEEP_CSV = Path("plots/mlp/sweep.csv")
+MLP_SWEEP_PNG = Path("plots/mlp/figures/sweep.png")
+REPORTS = Path("reports")
+
+
+def repo_root() -> Path:
+    """The project root: $HW4_ROOT, else the nearest parent of the cwd holding dvc.yaml."""
+    if env := os.environ.get("HW4_ROOT"):
+        return Path(env).resolve()
+    cwd = Path.cwd().resolve()
+    for candidate in (cwd, *cwd.parents):
+        if (candidate / "dvc.yaml").is_file():
+            return candidate
+    return cwd
+
+
+def per_seed(path: Path, seed: int) -> Path:
+    """Where one seed's file (or folder) goes: metrics/cnn/torch.json -> metrics/cnn/torch/seed1.json."""
+    path = Path(path)
+    return path.with_suffix("") / f"seed{seed}{path.suffix}"
+
+
+def record_path(metrics_path: Path) -> Path:
+    """metrics/<name>.json -> results/<name>.json, the full record behind the metrics file."""
+    return Path("results") / Path(metrics_path).relative_to("metrics")
+
+
+def summary_metrics(evaluation: str) -> Path:
+    """metrics/<task>/<name>.json: an evaluation's summary over its seeds."""
+    return Path("metrics") / f"{evaluation}.json"
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The files of one training run: evaluation `task`/`name` under `seed`."""
+
+    task: str
+    name: str
+    seed: int
+
+    def _file(self, folder: str, suffix: str = "") -> Path:
+        return per_seed(Path(folder) / f"{self.name}{suffix}", self.seed)
+
+    @property
+    def evaluation(self) -> str:
+        return f"{self.task}/{self.name}"
+
+    @property
+    def metrics(self) -> Path:
+        return self._file(f"metrics/{self.task}", ".json")
+
+    @property
+    def record(self) -> Path:
+        return record_path(self.metrics)
+
+    @property
+    def curve_csv(self) -> Path:
+        return self._file(f"plots/{self.task}/curves", ".csv")
+
+    @property
+    def curve_png(self) -> Path:
+        return self._file(f"plots/{self.task}/figures", ".png")
+
+    @property
+    def weights(self) -> Path:
+        return self._file(f"models/{self.task}", ".pt")
+
+    @property
+    def checkpoints(self) -> Path:
+        return self._file(f"checkpoints/{self.task}")
+
+    def extra(self, kind: str, suffix: str) -> Path:
+        """plots/<task>/<kind>/<name>/seed<k><suffix>: a stage's further outputs."""
+        return self._file(f"plots/{self.task}/{kind}", suffix)
+
+    @property
+    def samples_txt(self) -> Path:
+        """A captioning run's sample captions, and their images with the captions (png)."""
+        return self.extra("samples", ".txt")
+
+    @property
+    def samples_png(self) -> Path:
+        return self.extra("samples", ".png")

@@ -1,0 +1,27 @@
+"""torch.nn's layers or the hand-derived ones of hw4.layers (Problem 1): one switch for the
+MLP and the CNN. The scratch classes take torch's constructor arguments."""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+from torch import nn
+
+Impl = Literal["torch", "scratch"]
+
+
+class Layers(NamedTuple):
+    conv: type[nn.Module]
+    relu: type[nn.Module]
+    pool: type[nn.Module]
+    linear: type[nn.Module]
+
+
+def layer_classes(impl: Impl) -> Layers:
+    if impl == "torch":
+        return Layers(nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Linear)
+    if impl == "scratch":
+        from hw4.layers import ScratchConv2d, ScratchLinear, ScratchMaxPool2d, ScratchReLU
+
+        return Layers(ScratchConv2d, ScratchReLU, ScratchMaxPool2d, ScratchLinear)
+    raise ValueError(f"impl must be 'torch' or 'scratch', got {impl!r}")

@@ -1,0 +1,327 @@
+"""MLflow, owned here: no module outside hw4.tracking imports mlflow.
+
+One stage run is one MLflow run. Only the global rank-0 process talks to MLflow; on every
+other rank a `StageRun` is inert, so DDP and multi-node launches make exactly one run.
+The run id is carried three ways so that no second run appears:
+
+- `mlflow run` exports MLFLOW_RUN_ID: the stage logs into that run (Lightning#9370).
+- A resumable stage keeps `run.json` beside its last checkpoint: restarted after a crash,
+  it reopens the same run and continues its metric history (Lightning#5342).
+- A sweep's children are re-parented by the selection stage (`adopt_children`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from pytorch_lightning.loggers.logger import Logger
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+from hw4.io import atomic
+from hw4.io.paths import repo_root
+from hw4.tracking.provenance import provenance_tags
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+PARENT_TAG = "mlflow.parentRunId"
+_MAX_PARAM_LEN = 6000
+_MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
+
+
+def tracking_uri() -> str:
+    """$MLFLOW_TRACKING_URI (a server, say), else SQLite at the repository root."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
+def is_global_rank_zero() -> bool:
+    """True in the one process of a launch that may open the run.
+
+    Read from the launchers' environment (torchrun, SLURM, Lightning's own DDP launcher)
+    rather than from the Trainer, because the run is opened before the Trainer exists.
+    """
+    for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK"):
+        if int(os.environ.get(var, "0") or 0) != 0:
+            return False
+    return True
+
+
+def tracking_enabled() -> bool:
+    """HW4_TRACKING=off runs stages without MLflow: for machines that lack it (the GPU check)."""
+    return os.environ.get("HW4_TRACKING", "on").lower() != "off"
+
+
+def client() -> "MlflowClient":
+    from mlflow.tracking import MlflowClient  # imported here so HW4_TRACKING=off needs no mlflow
+
+    return MlflowClient(tracking_uri())
+
+
+def experiment_id(name: str) -> str:
+    c = client()
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    # With the default SQLite store, artifacts go beside it, whatever the cwd of the stage.
+    location = None
+    if "MLFLOW_TRACKING_URI" not in os.environ:
+        location = (repo_root() / "mlartifacts" / name).as_uri()
+    return c.create_experiment(name, artifact_location=location)
+
+
+def params_hash(params: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class ResumeState:
+    """The run id kept beside a stage's last checkpoint, so a restart logs into the same run."""
+
+    directory: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.directory / "last.ckpt"
+
+    @property
+    def _file(self) -> Path:
+        return self.directory / "run.json"
+
+    def resumable_run(self, phash: str) -> str | None:
+        """The run to continue: same params, not finished, and a checkpoint to resume from."""
+        if not self._file.is_file() or not self.checkpoint.is_file():
+            return None
+        try:
+            state = json.loads(self._file.read_text())
+            if state.get("params_hash") != phash or state.get("finished"):
+                return None
+            return str(state["run_id"])
+        except (json.JSONDecodeError, AttributeError, KeyError) as e:
+            # Written atomically since; an older copy may still be cut short by a crash.
+            warnings.warn(f"{self._file} is unreadable ({e!r}); not resuming, the stage starts a new run", stacklevel=2)
+            return None
+
+    def checkpoint_to_resume(self, phash: str) -> Path | None:
+        """Decided from files alone, so every DDP rank reaches the same answer."""
+        return self.checkpoint if self.resumable_run(phash) else None
+
+    def clear_checkpoints(self) -> None:
+        """The last and the best checkpoint of a run that is not resumed: the new run's best
+        must come from its own epochs."""
+        for path in self.directory.glob("*.ckpt"):
+            path.unlink()
+
+    def record(self, run_id: str, phash: str, finished: bool) -> None:
+        state = {"run_id": run_id, "params_hash": phash, "finished": finished}
+        atomic.write_text(self._file, json.dumps(state, indent=1) + "\n")  # a kill mid-write must not lose the run id
+
+
+@dataclass
+class StageRun:
+    """One MLflow run for one stage run. Use as a context manager.
+
+    A run that raises ends FAILED (KILLED on Ctrl-C); a run that returns ends FINISHED.
+    """
+
+    experiment: str
+    stage: str
+    params: Mapping[str, Any]
+    data_files: Sequence[Path] = ()
+    standin: bool = False
+    resume: ResumeState | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    run_name: str | None = None
+    run_id: str | None = field(default=None, init=False)
+    provenance: dict[str, str] = field(default_factory=dict, init=False)  # set by build_trainer
+    resumed: bool = field(default=False, init=False)
+
+    @property
+    def active(self) -> bool:
+        return self.run_id is not None
+
+    def __enter__(self) -> "StageRun":
+        if is_global_rank_zero() and tracking_enabled():
+            try:
+                self._open()
+            except BaseException:
+                if self.run_id is not None:
+                    client().set_terminated(self.run_id, "FAILED")
+                raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if not self.active:
+            return
+        if exc_type is None:
+            status = "FINISHED"
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = "KILLED"
+        else:
+            status = "FAILED"
+            self.set_tags({"error": f"{exc_type.__name__}: {exc}"[:5000]})
+        if self.resume is not None:
+            self.resume.record(self.run_id, params_hash(self.params), finished=status == "FINISHED")
+        client().set_terminated(self.run_id, status)
+
+    def _open(self) -> None:
+        c = client()
+        phash = params_hash(self.params)
+        run_id = os.environ.get("MLFLOW_RUN_ID")
+        if self.resume is not None:
+            resumable = self.resume.resumable_run(phash)
+            self.resumed = resumable is not None
+            if not self.resumed:
+                self.resume.clear_checkpoints()  # a finished or different run's: never resumed
+            run_id = run_id or resumable
+        tags = {**provenance_tags(self.stage, self.data_files, self.standin), **self.tags}
+        if self.resumed:
+            tags["resumed"] = "true"
+        if run_id:
+            c.update_run(run_id, status="RUNNING")
+        else:
+            run_id = c.create_run(
+                experiment_id(self.experiment), run_name=self.run_name or self.stage
+            ).info.run_id
+        self.run_id = run_id
+        self.set_tags(tags)
+        self._log_params_once()
+        if self.resume is not None:
+            self.resume.record(run_id, phash, finished=False)
+
+    def _log_params_once(self) -> None:
+        """Log params not yet on the run; a changed value is an error that names the key."""
+        logged = client().get_run(self.run_id).data.params
+        new = {}
+        for key, value in self.params.items():
+            value = str(value)[:_MAX_PARAM_LEN]
+            if key not in logged:
+                new[key] = value
+            elif logged[key] != value:
+                raise ValueError(
+                    f"MLflow run {self.run_id} already has param {key}={logged[key]!r}, "
+                    f"this stage run has {value!r}; unset MLFLOW_RUN_ID or remove the "
+                    f"stage's checkpoint directory to start a new run"
+                )
+        from mlflow.entities import Param
+
+        items = [Param(k, v) for k, v in new.items()]
+        for i in range(0, len(items), 100):
+            client().log_batch(self.run_id, params=items[i : i + 100])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        self.log_metric_rows([(metrics, step)])
+
+    def log_metric_rows(self, rows: Sequence[tuple[Mapping[str, float], int | None]]) -> None:
+        """Several steps' metrics in as few MLflow batches as its limit allows (one SQLite
+        transaction each: a few ms, longer than many training steps)."""
+        if not self.active:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step or 0) for metrics, step in rows for k, v in metrics.items()]
+        for i in range(0, len(items), _MAX_METRICS_PER_BATCH):
+            client().log_batch(self.run_id, metrics=items[i : i + _MAX_METRICS_PER_BATCH])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        if not self.active or not tags:
+            return
+        from mlflow.entities import RunTag
+
+        client().log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_artifact(self, path: Path) -> None:
+        """Under the folder it has in the repository (results/cnn/torch/seed0.json): one
+        evaluation's seeds write files of the same name into different folders."""
+        if self.active:
+            folder = Path(path).parent
+            client().log_artifact(self.run_id, str(path), None if folder == Path(".") or folder.is_absolute() else folder.as_posix())
+
+    def lightning_logger(self) -> "MLflowRunLogger":
+        return MLflowRunLogger(self)
+
+
+class MLflowRunLogger(Logger):
+    """Lightning's view of a `StageRun`: metrics go to its run, hyperparameters do not.
+
+    The stage logs its settings as flattened params itself, once; Lightning's own
+    MLFlowLogger would open a run per rank and log hparams again on resume. Metrics wait
+    in a buffer and go to MLflow in one batch (one SQLite transaction, ~5 ms of CPU): on
+    `flush()`, which the modules call before a checkpoint is written, so a resumed run
+    lacks no epoch; on `finalize()`, which Lightning calls when fit or test ends or fails;
+    and on `save()`, which the modules call at each epoch's end, if `flush_every_s` has
+    passed since the last write (an MLP epoch at batch 500 takes ~0.15 s on two cores).
+    """
+
+    def __init__(self, run: StageRun, flush_every_s: float = 1.0):
+        super().__init__()
+        self._run = run
+        self._pending: list[tuple[dict[str, float], int | None]] = []
+        self.flush_every_s = flush_every_s
+        self._flushed_at = time.monotonic()
+
+    @property
+    def name(self) -> str:
+        return self._run.experiment
+
+    @property
+    def version(self) -> str:
+        return self._run.run_id or "inactive"
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        self._pending.append(({k: v for k, v in metrics.items() if k != "epoch"}, step))
+
+    @rank_zero_only
+    def flush(self) -> None:
+        rows, self._pending = self._pending, []
+        self._run.log_metric_rows(rows)
+        self._flushed_at = time.monotonic()
+
+    @rank_zero_only
+    def save(self) -> None:
+        if time.monotonic() - self._flushed_at >= self.flush_every_s:
+            self.flush()
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        self.flush()
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def log_files(run_id: str, paths: Sequence[Path]) -> None:
+    """Attach existing files to a run opened elsewhere (the MLproject's pipeline run)."""
+    c = client()
+    for path in paths:
+        if Path(path).is_file():
+            c.log_artifact(run_id, str(path))
+
+
+def adopt_children(parent_run_id: str, child_run_ids: Sequence[str]) -> None:
+    """Make existing runs nested children of `parent_run_id` (MLflow keeps the link as a tag)."""
+    c = client()
+    for run_id in child_run_ids:
+        c.set_tag(run_id, PARENT_TAG, parent_run_id)
+
+
+def run_tags(run_id: str) -> dict[str, str] | None:
+    """A run's tags, or None where the store cannot say (tracking off, a run made against
+    another store, the store unreachable), so that a reader can show "unknown" and go on."""
+    if not tracking_enabled():
+        return None
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(client().get_run(run_id).data.tags)
+    except (MlflowException, OSError):
+        return None

@@ -1,0 +1,168 @@
+"""The one place a Lightning Trainer is built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, NamedTuple, Sequence
+
+import pytorch_lightning as pl
+from pytorch_lightning.accelerators import AcceleratorRegistry
+from pytorch_lightning.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.strategies import StrategyRegistry
+
+from hw4.tracking.runs import StageRun
+from hw4.training import numerics
+
+# Lightning's precision names: its list is private (lightning_fabric.connector._PRECISION_INPUT_STR and
+# _ALIAS); tests/unit/test_trainer_settings.py fails when a release changes it.
+PRECISIONS = ("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true",
+              "transformer-engine", "transformer-engine-float16", "64", "32", "16", "bf16")
+
+
+@dataclass
+class TrainerSettings:
+    """params.yaml `trainer`: where and how every training stage runs.
+
+    `batch_size` in each stage is global: with N devices each takes batch_size / N, so the
+    optimisation is the same whatever the hardware (logged as `batch_size_semantics`).
+    """
+
+    accelerator: str
+    devices: int | str
+    num_nodes: int
+    strategy: str
+    precision: str
+    deterministic: bool
+    progress_bar: bool
+    threads: int  # torch intra-op threads on the CPU; 0 leaves torch's default (fast only)
+    numerics: numerics.Mode  # portable: the same floats on any x86-64 CPU
+
+    def validate(self, where: str) -> None:
+        from hw4.config.settings import ConfigError
+
+        accelerators = ["auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators())]
+        if self.accelerator not in accelerators:
+            raise ConfigError(f"params '{where}.accelerator': {self.accelerator!r} is not one of {accelerators}")
+        strategies = ["auto", *StrategyRegistry.available_strategies()]
+        if self.strategy not in strategies:
+            raise ConfigError(f"params '{where}.strategy': {self.strategy!r} is not one of {strategies}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"params '{where}.precision': {self.precision!r} is not one of {list(PRECISIONS)}")
+        if not _valid_devices(self.devices):
+            raise ConfigError(
+                f"params '{where}.devices': {self.devices!r} is not a device count; use auto, -1 (all), "
+                f"a number from 1, or a list of device indices such as '0,1'"
+            )
+        if self.num_nodes < 1:
+            raise ConfigError(f"params '{where}.num_nodes': must be at least 1")
+        if self.threads < 0:
+            raise ConfigError(f"params '{where}.threads': must be 0 (torch's default) or a thread count, got {self.threads}")
+        if self.numerics != "fast" and self.threads == 0:
+            raise ConfigError(
+                f"params '{where}.threads': portable numerics need a fixed thread count (reductions "
+                f"depend on it); set 1 or more, the same on every machine"
+            )
+
+
+class Monitor(NamedTuple):
+    """An epoch metric the modules log (`val/acc`, `val/loss`, ...) and which way is better."""
+
+    metric: str
+    mode: Literal["min", "max"]
+
+
+@dataclass
+class EarlyStoppingSettings:
+    """A training stage's `early_stopping`: Lightning's EarlyStopping on an epoch metric the
+    stage logs (`val/acc`, `val/loss`, `train/loss`, ...). `monitor: null` trains every
+    epoch, as the homework does."""
+
+    monitor: str | None
+    mode: Literal["min", "max"]
+    patience: int  # epochs without an improvement of more than min_delta before stopping
+    min_delta: float
+
+    def validate(self, where: str) -> None:
+        from hw4.config.settings import ConfigError
+
+        if self.patience < 1 or self.min_delta < 0:
+            raise ConfigError(f"params '{where}': patience must be at least 1 and min_delta 0 or more")
+
+    def callbacks(self) -> list[Callback]:
+        if self.monitor is None:
+            return []
+        return [EarlyStopping(self.monitor, min_delta=self.min_delta, patience=self.patience, mode=self.mode)]
+
+
+def _valid_devices(devices: int | str) -> bool:
+    if isinstance(devices, int):
+        return devices >= 1 or devices == -1
+    return devices == "auto" or all(part.strip().isdigit() for part in devices.split(","))
+
+
+def trainer_and_seed(params: dict, seed: int | None) -> tuple[TrainerSettings, int]:
+    """The two settings every training stage reads besides its own section: the trainer, and
+    its seed (`--seed`, one of params `seeds`; the first where not given)."""
+    from hw4.config.seeds import chosen_seed
+    from hw4.config.settings import section
+
+    return section(params, "trainer", TrainerSettings), chosen_seed(params, seed)
+
+
+def build_trainer(
+    settings: TrainerSettings,
+    run: StageRun,
+    max_epochs: int,
+    checkpoint_dir: Path | None = None,
+    best: Monitor | None = None,
+    callbacks: Sequence[Callback] = (),
+    log_every_n_steps: int = 50,
+    **overrides,
+) -> pl.Trainer:
+    """A Trainer on whatever accelerators are present, logging into `run`.
+
+    In `checkpoint_dir`: `last.ckpt`, what a killed run resumes from, and with `best` the
+    weights of the epoch best by that metric (the first to reach it), `best.ckpt`. The
+    learning rate goes to MLflow through LearningRateMonitor, as `lr`.
+
+    Determinism: Lightning seeds nothing itself, so stages call `pl.seed_everything` first;
+    on the CPU `deterministic=True` makes repeated runs bit-identical.
+    """
+    numerics.configure(settings.numerics, settings.threads)
+    run.provenance = numerics.provenance(settings.numerics)  # what the run's floats depend on
+    run.set_tags(run.provenance)
+    all_callbacks = [*callbacks, LearningRateMonitor(logging_interval="epoch")]
+    if settings.progress_bar:
+        # Redrawn every 20 steps: at every step, the bar costs more than a small model's step.
+        all_callbacks.append(TQDMProgressBar(refresh_rate=20))
+    if checkpoint_dir is not None:
+        if best is not None:  # first: it is `trainer.checkpoint_callback`, with `best_model_path`
+            all_callbacks.insert(0, ModelCheckpoint(
+                dirpath=checkpoint_dir, filename="best", monitor=best.metric, mode=best.mode, save_top_k=1,
+                save_weights_only=True, enable_version_counter=False,
+            ))
+        # Overwritten every epoch: what a killed run resumes from (ResumeState.checkpoint).
+        all_callbacks.append(
+            ModelCheckpoint(dirpath=checkpoint_dir, filename="last", save_top_k=1, enable_version_counter=False)
+        )
+    return pl.Trainer(
+        accelerator=settings.accelerator,
+        devices=settings.devices,
+        num_nodes=settings.num_nodes,
+        strategy=settings.strategy,
+        precision=settings.precision,
+        deterministic=settings.deterministic,
+        max_epochs=max_epochs,
+        logger=run.lightning_logger(),
+        callbacks=all_callbacks,
+        enable_checkpointing=checkpoint_dir is not None,
+        enable_progress_bar=settings.progress_bar,
+        enable_model_summary=False,
+        log_every_n_steps=log_every_n_steps,
+        # The in-memory batch loaders shard by rank themselves, without padding, so every
+        # validation and test sample is seen exactly once (Lightning#7929).
+        use_distributed_sampler=False,
+        num_sanity_val_steps=0,
+        **overrides,
+    )
