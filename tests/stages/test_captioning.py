@@ -15,7 +15,8 @@ from hw4.io import paths
 from hw4.stages import captioning, preprocess_coco
 from hw4.stages.preprocess_coco import FeaturesSource, PreprocessCocoSettings
 from hw4.tracking import runs as tracking
-from tests.conftest import artifact_paths, conf_section, write_params
+from hw4.training.trainer import TrainerSettings
+from tests.conftest import TEST_TRAINER, artifact_paths, conf_section, write_params
 
 RAW = Path("data/raw/coco2014")
 CS231N = Path("data/raw/coco_captioning/coco_captioning")
@@ -25,6 +26,11 @@ def raw_settings(**raw) -> PreprocessCocoSettings:
     """The raw path, made cheap: a random ResNet-18 on 32-px images."""
     options = dict(min_count=1, weights="random", image_size=32, batch_size=16, workers=0, threads=1)
     return conf_section("preprocess_coco", PreprocessCocoSettings, source="raw", input_dir=str(RAW), raw=options | raw)
+
+
+def stage_settings(settings: PreprocessCocoSettings, seed: int) -> preprocess_coco.Settings:
+    """The stage's settings, on the tests' CPU trainer."""
+    return preprocess_coco.Settings(settings, conf_section("trainer", TrainerSettings, **TEST_TRAINER), seed)
 
 
 def tiny_standin(n_train: int = 10, n_val: int = 4) -> Path:
@@ -44,7 +50,7 @@ def annotations(split: str) -> dict[str, set[str]]:
 
 def test_raw_path_writes_the_cs231n_layout_and_reads_back(isolated_workdir: Path):
     tiny_standin()
-    meta = preprocess_coco.run(raw_settings(), seed=0)
+    meta = preprocess_coco.run(stage_settings(raw_settings(), seed=0))
     data = read_layout(paths.COCO, PREPARED_FEATURE_FILES)
     for split, n_images in (("train", 10), ("val", 4)):
         assert data.features[split].shape == (n_images, 512) and data.features[split].dtype == np.float32
@@ -62,8 +68,14 @@ def test_raw_path_writes_the_cs231n_layout_and_reads_back(isolated_workdir: Path
 def test_caption_words_training_records_its_loss(isolated_workdir: Path):
     tiny_standin(n_train=6, n_val=2)
     settings = raw_settings(weights="caption_words", word_training={"epochs": 2, "batch_size": 4})
-    meta = preprocess_coco.run(settings, seed=0)
+    meta = preprocess_coco.run(stage_settings(settings, seed=0))
     assert meta["weights"] == "caption_words" and 0 < meta["word_training_loss"] < 1
+    c = MlflowClient()
+    (run,) = c.search_runs([c.get_experiment_by_name("preprocess_coco").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.tags["dvc.stage"] == "preprocess_coco"
+    losses = c.get_metric_history(run.info.run_id, "words/loss")  # through build_trainer, an epoch a step
+    assert [m.step for m in losses] == [0, 1] and losses[-1].value == meta["word_training_loss"]
+    assert "data/prepared/coco/meta.json" in artifact_paths(c, run.info.run_id)
 
 
 def cs231n_data(n_train_images: int = 6, n_val_images: int = 3, seed: int = 0) -> CaptionData:
@@ -93,7 +105,7 @@ def test_features_path_round_trip(isolated_workdir: Path):
     original = cs231n_data()
     write_cs231n(original)
     assert (CS231N / "train2014_vgg16_fc7_pca.h5").is_file()
-    meta = preprocess_coco.run(features_settings(), seed=0)
+    meta = preprocess_coco.run(stage_settings(features_settings(), seed=0))
     copy = read_layout(paths.COCO, PREPARED_FEATURE_FILES)
     for split in ("train", "val"):
         assert np.array_equal(copy.captions[split], original.captions[split])
@@ -109,7 +121,7 @@ def test_max_train_is_a_seeded_subsample_that_keeps_each_caption_with_its_image(
     write_cs231n(original)
 
     def subsample(seed: int) -> CaptionData:
-        preprocess_coco.run(features_settings(max_train=5), seed=seed)
+        preprocess_coco.run(stage_settings(features_settings(max_train=5), seed=seed))
         return read_layout(paths.COCO, PREPARED_FEATURE_FILES)
 
     first, again, other = subsample(0), subsample(0), subsample(1)
@@ -168,7 +180,7 @@ def test_malformed_cs231n_files_stop_with_the_file_and_the_problem(isolated_work
     write_cs231n(cs231n_data())
     damage()
     with pytest.raises(CocoDataError) as err:
-        preprocess_coco.run(features_settings(), seed=0)
+        preprocess_coco.run(stage_settings(features_settings(), seed=0))
     assert file in str(err.value) and problem in str(err.value)
 
 
@@ -203,13 +215,13 @@ def test_malformed_coco_input_stops_with_the_file_and_the_problem(isolated_workd
     tiny_standin(n_train=4, n_val=2)
     damage()
     with pytest.raises(CocoDataError) as err:
-        preprocess_coco.run(raw_settings(**raw), seed=0)
+        preprocess_coco.run(stage_settings(raw_settings(**raw), seed=0))
     assert file in str(err.value) and problem in str(err.value)
 
 
 def test_too_long_captions_can_be_dropped_instead(isolated_workdir: Path):
     tiny_standin(n_train=4, n_val=2)
-    meta = preprocess_coco.run(raw_settings(max_length=8, too_long="drop"), seed=0)
+    meta = preprocess_coco.run(stage_settings(raw_settings(max_length=8, too_long="drop"), seed=0))
     assert meta["train_dropped_too_long"] > 0 and meta["train_captions"] == 20 - meta["train_dropped_too_long"]
 
 
@@ -227,7 +239,7 @@ def homework_settings(work: Path, **overrides) -> captioning.Settings:
 @pytest.mark.slow
 def test_homework_setting_overfits_50_captions(isolated_workdir: Path):
     tiny_standin(n_train=120, n_val=4)  # 50 of 600 captions: nearly all of different images, as in CS231n's
-    preprocess_coco.run(raw_settings(), seed=0)
+    preprocess_coco.run(stage_settings(raw_settings(), seed=0))
     s = homework_settings(isolated_workdir, models=["rnn"])
     c = s.captioning
     assert (c.hidden_dim, c.wordvec_dim, c.batch_size, c.max_train, c.epochs) == (512, 256, 25, 50, 58)

@@ -16,7 +16,7 @@ from hw4.training.image_classifier import ImageClassifier
 from hw4.training.tracked_module import OptimSettings
 from hw4.training.trainer import Monitor, TrainerSettings, build_trainer
 from tests.conftest import TEST_TRAINER, conf_section, tiny_mlp_params, write_params
-from tests.stages.test_captioning import raw_settings, tiny_standin
+from tests.stages.test_captioning import raw_settings, stage_settings, tiny_standin
 from tests.stages.test_transfer import tiny_settings
 
 # An improvement of more than 1.0 in accuracy (or loss) never comes: the run stops after
@@ -91,7 +91,7 @@ def test_early_stopping_from_params_stops_transfer(isolated_workdir: Path, monke
 @pytest.mark.slow
 def test_early_stopping_from_params_stops_captioning(isolated_workdir: Path):
     tiny_standin(n_train=6, n_val=2)
-    preprocess_coco.run(raw_settings(), seed=0)
+    preprocess_coco.run(stage_settings(raw_settings(), seed=0))
     stopping = NEVER_ENOUGH | {"monitor": "val/loss", "mode": "min", "patience": 1}
     small = {"models": ["rnn"], "hidden_dim": 16, "wordvec_dim": 8, "epochs": 6, "max_train": 0, "early_stopping": stopping}
     s = captioning.load_settings(write_params(isolated_workdir / "params.yaml", captioning=small))

@@ -21,7 +21,7 @@ MAY_IMPORT = {
     "data": {"data", "io", "config"},
     "models": {"models", "layers", "io", "config"},
     "training": {"training", "tracking", "models", "layers", "data", "io", "config"},
-    "features": {"features", "training", "models", "data", "io", "config"},
+    "features": {"features", "training", "tracking", "models", "data", "io", "config"},
     "evaluation": {"evaluation", "training", "models", "data", "io", "config"},
     "report": {"report", "io", "config"},
     "stages": {"training", "features", "evaluation", "report", "tracking", "models", "layers", "data", "io", "config"},

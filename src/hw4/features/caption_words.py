@@ -6,8 +6,8 @@ captions use (multi-label, over the vocabulary, special tokens left out), the sa
 learns the colours, shapes and sizes that captions name. Only the training images and
 their captions are used, so the validation split stays unseen.
 
-This is a fixed step of preprocessing, not an experiment: a plain loop, seeded, whose final
-loss goes into meta.json.
+A step of preprocessing, trained like every network of the project: a `TrackedModule` fitted
+by `build_trainer`, its loss per epoch in the stage's MLflow run and the last one in meta.json.
 """
 
 from __future__ import annotations
@@ -21,10 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
+from torchmetrics import MeanMetric
 
 from hw4.data.formats.coco_text import SPECIAL, Vocabulary
 from hw4.features.image_features import ImageFiles, normalise
+from hw4.tracking.runs import StageRun
+from hw4.training.tracked_module import OptimSettings, TrackedModule
+from hw4.training.trainer import TrainerSettings, build_trainer
 
 
 @dataclass
@@ -59,6 +62,32 @@ class _Indexed(Dataset):
         return self.images[i], i
 
 
+class CaptionWordsModule(TrackedModule):
+    """`net` (images -> (B, dim)) with a linear head over the vocabulary, trained with binary
+    cross-entropy against each image's row of `targets` (n_images, V). Batches are
+    (images (B, 3, H, W) in [0, 1], image indices (B,))."""
+
+    def __init__(self, net: nn.Module, dim: int, targets: torch.Tensor, lr: float):
+        # Adam without decay: the schedule's factor 1.0 leaves the rate as it is.
+        super().__init__(OptimSettings(name="adam", lr=lr, momentum=0.0, weight_decay=0.0, lr_decay=1.0))
+        # In training mode (batch statistics in BatchNorm): Lightning keeps each submodule's
+        # mode as it finds it, and backbones come in evaluation mode.
+        self.model = nn.Sequential(net, nn.Linear(dim, targets.shape[1])).train()
+        self.register_buffer("targets", targets, persistent=False)  # moved to the device with the module
+        self.train_loss = MeanMetric()
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        images, idx = batch
+        loss = F.binary_cross_entropy_with_logits(self.model(normalise(images)), self.targets[idx])
+        self.train_loss.update(loss.detach(), weight=len(idx))
+        self._optimise(loss)
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch({"words/loss": self.train_loss.compute().item()})
+        self.train_loss.reset()
+        self._end_train_epoch()
+
+
 def train_on_caption_words(
     net: nn.Module,
     dim: int,
@@ -66,30 +95,18 @@ def train_on_caption_words(
     targets: torch.Tensor,
     settings: WordTraining,
     image_size: int,
-    device: torch.device,
+    trainer_settings: TrainerSettings,
+    run: StageRun,
     workers: int,
     seed: int,
 ) -> float:
-    """Train `net` (images -> (B, dim)) in place with a linear word head; return the last epoch's mean loss."""
-    torch.manual_seed(seed)
-    model = nn.Sequential(net, nn.Linear(dim, targets.shape[1])).to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    """Train `net` in place with a linear word head; return the last epoch's mean loss."""
+    torch.manual_seed(seed)  # the head's initial weights
+    module = CaptionWordsModule(net, dim, targets, settings.lr)
     loader = DataLoader(
         _Indexed(ImageFiles(paths, image_size)), batch_size=settings.batch_size, shuffle=True,
         generator=torch.Generator().manual_seed(seed), num_workers=workers,
     )
-    targets = targets.to(device)
-    epoch_loss = float("nan")
-    for _ in (bar := tqdm(range(settings.epochs), desc="backbone on caption words", unit="epoch")):
-        total = 0.0
-        for images, idx in loader:
-            idx = idx.to(device)
-            loss = F.binary_cross_entropy_with_logits(model(normalise(images.to(device))), targets[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        epoch_loss = total / len(paths)
-        bar.set_postfix(loss=f"{epoch_loss:.4f}")
+    build_trainer(trainer_settings, run, settings.epochs).fit(module, train_dataloaders=loader)
     net.eval()
-    return epoch_loss
+    return module.history[-1]["words/loss"]

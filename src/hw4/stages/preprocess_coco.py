@@ -8,14 +8,15 @@ Two sources, one output (data/prepared/coco/, see hw4.data.formats.coco_features
 - `raw`: COCO 2014 annotations and images: tokenised, a vocabulary built on the training
   captions, encoded, and features extracted with a torchvision backbone (optionally PCA'd).
 `meta.json` beside the files says which source, backbone and weights made them, and whether
-the input was generated stand-in data.
+the input was generated stand-in data. One MLflow run (experiment `preprocess_coco`) holds the
+settings, meta.json and, for weights: caption_words, the backbone's training loss per epoch.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,8 +24,9 @@ import numpy as np
 import torch
 
 from hw4.config.seeds import data_seed
-from hw4.config.settings import ConfigError, load_params, section
+from hw4.config.settings import ConfigError, flatten, load_params, section
 from hw4.data.formats.coco_features import (
+    CAPTIONS_FILE,
     META_FILE,
     PREPARED_FEATURE_FILES,
     SPLITS,
@@ -34,7 +36,7 @@ from hw4.data.formats.coco_features import (
     subsample_train,
     write_layout,
 )
-from hw4.data.formats.coco_raw import TooLong, encode_split, image_path, read_split
+from hw4.data.formats.coco_raw import TooLong, annotations_file, encode_split, image_path, read_split
 from hw4.data.formats.coco_text import Vocabulary
 from hw4.data.standins.marker import is_standin
 from hw4.features.caption_words import WordTraining, train_on_caption_words, word_targets
@@ -51,8 +53,13 @@ from hw4.features.image_features import (
 from hw4.io import paths
 from hw4.io.outputs import write_json
 from hw4.models.resnet import WeightsError
+from hw4.tracking.runs import StageRun
 from hw4.training import numerics
 from hw4.training.trainer import TrainerSettings
+
+EXPERIMENT = "preprocess_coco"
+# meta.json's numbers that the run measured, logged as MLflow metrics (the rest are its params)
+MEASURED = ("_captions", "_images", "_too_long", "vocab_size", "feature_dim", "word_training_loss")
 
 
 @dataclass
@@ -112,19 +119,43 @@ class PreprocessCocoSettings:
             raise ConfigError(f"params '{where}.max_train': must be >= 0 (0 keeps all), got {self.max_train}")
 
 
-def run(settings: PreprocessCocoSettings, seed: int = 0, out_dir: Path = paths.COCO, mode: numerics.Mode = "fast") -> dict[str, Any]:
-    """Read the chosen source, subsample, write the layout and meta.json; return meta.
+@dataclass
+class Settings:
+    preprocess_coco: PreprocessCocoSettings
+    trainer: TrainerSettings  # numerics, precision and determinism of the raw path's backbone
+    seed: int  # the data's: the draw of training captions, the backbone's initial weights
 
-    `mode` is `trainer.numerics`: the raw path's backbone computes under it like a training stage."""
+
+def run(s: Settings, out_dir: Path = paths.COCO) -> dict[str, Any]:
+    """Read the chosen source, subsample, write the layout and meta.json; return meta."""
+    settings = s.preprocess_coco
     input_dir = Path(settings.input_dir)
     if not input_dir.is_dir():
         raise CocoDataError(f"{input_dir}: no such directory (preprocess_coco.input_dir, source {settings.source})")
-    if settings.source == "features":
-        data, meta = from_features(input_dir, settings.features)
-    else:
-        data, meta = from_raw(input_dir, settings.raw, seed, mode)
-    data = subsample_train(data, settings.max_train, seed)
     standin = is_standin(input_dir)
+    params = flatten({"preprocess_coco": asdict(settings), "trainer": asdict(s.trainer), "seed": s.seed})
+    with StageRun(EXPERIMENT, "preprocess_coco", params, caption_files(settings), standin, run_name=settings.source) as run:
+        if settings.source == "features":
+            data, meta = from_features(input_dir, settings.features)
+        else:
+            data, meta = from_raw(input_dir, settings.raw, s.seed, s.trainer, run)
+        meta = write_prepared(subsample_train(data, settings.max_train, s.seed), meta, settings, standin, out_dir)
+        run.log_metrics({k: v for k, v in meta.items() if k.endswith(MEASURED)})
+        run.log_artifact(Path(out_dir) / META_FILE)
+        return meta
+
+
+def caption_files(settings: PreprocessCocoSettings) -> list[Path]:
+    """The input's caption files, whose checksums the run records (the images and features are
+    too large to hash on every run; download verified them)."""
+    if settings.source == "features":
+        return [Path(settings.input_dir) / CAPTIONS_FILE]
+    return [annotations_file(Path(settings.input_dir), split) for split in SPLITS]
+
+
+def write_prepared(data: CaptionData, meta: dict[str, Any], settings: PreprocessCocoSettings, standin: bool,
+                   out_dir: Path) -> dict[str, Any]:
+    """The layout and meta.json in `out_dir`, replacing what was there; return the whole meta."""
     out_dir = Path(out_dir)
     shutil.rmtree(out_dir, ignore_errors=True)
     write_layout(data, out_dir, PREPARED_FEATURE_FILES)
@@ -149,7 +180,7 @@ def from_features(input_dir: Path, source: FeaturesSource) -> tuple[CaptionData,
     return data, meta
 
 
-def from_raw(input_dir: Path, raw: RawSource, seed: int, mode: numerics.Mode) -> tuple[CaptionData, dict[str, Any]]:
+def from_raw(input_dir: Path, raw: RawSource, seed: int, trainer: TrainerSettings, run: StageRun) -> tuple[CaptionData, dict[str, Any]]:
     splits = {s: read_split(input_dir, s) for s in SPLITS}
     vocab = Vocabulary.build((c.words for c in splits["train"].captions), raw.min_count)
     captions, idxs, dropped = {}, {}, {}
@@ -157,7 +188,7 @@ def from_raw(input_dir: Path, raw: RawSource, seed: int, mode: numerics.Mode) ->
         captions[s], idxs[s], dropped[s] = encode_split(splits[s], vocab, raw.max_length, raw.too_long)
     paths = {s: [image_path(input_dir, s, name) for name in splits[s].file_names] for s in SPLITS}
     words = word_targets(captions["train"], idxs["train"], len(paths["train"]), vocab)
-    features, meta = image_features(paths, words, raw, seed, mode)
+    features, meta = image_features(paths, words, raw, seed, trainer, run)
     urls = {s: [f"{s}2014/{name}" for name in splits[s].file_names] for s in SPLITS}
     meta.update(
         image_dir=str(input_dir),  # URL-list lines are relative to it
@@ -168,21 +199,22 @@ def from_raw(input_dir: Path, raw: RawSource, seed: int, mode: numerics.Mode) ->
 
 
 def image_features(
-    paths: dict[str, list[Path]], words: torch.Tensor, raw: RawSource, seed: int, mode: numerics.Mode
+    paths: dict[str, list[Path]], words: torch.Tensor, raw: RawSource, seed: int, trainer: TrainerSettings, run: StageRun
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Backbone features of every image, (images, D) per split, and what made them.
 
     `words` (training images, V) are the training captions' words, the targets when the
     backbone is trained on them (weights: caption_words).
     """
-    numerics.configure(mode, raw.threads)
-    net, dim = build_backbone(raw.backbone, raw.weights, Path(raw.weights_file) if raw.weights_file else None, seed)
     device = pick_device(raw.device)
+    on_device = backbone_trainer(trainer, raw, device)
+    numerics.configure(on_device.numerics, on_device.threads)
+    net, dim = build_backbone(raw.backbone, raw.weights, Path(raw.weights_file) if raw.weights_file else None, seed)
     meta: dict[str, Any] = {"backbone": raw.backbone, "weights": raw.weights, "image_size": raw.image_size,
-                            "provenance": numerics.provenance(mode)}
+                            "provenance": numerics.provenance(on_device.numerics)}
     if raw.weights == "caption_words":
         meta["word_training_loss"] = train_on_caption_words(
-            net, dim, paths["train"], words, raw.word_training, raw.image_size, device, raw.workers, seed
+            net, dim, paths["train"], words, raw.word_training, raw.image_size, on_device, run, raw.workers, seed
         )
     features = {
         s: extract(net, paths[s], raw.image_size, raw.batch_size, device, raw.workers, f"{raw.backbone} features, {s} ({device})")
@@ -190,6 +222,13 @@ def image_features(
     }
     meta.update(pca_dim=raw.pca_dim, standardised=raw.standardise)
     return reduce_features(features, raw), meta
+
+
+def backbone_trainer(trainer: TrainerSettings, raw: RawSource, device: torch.device) -> TrainerSettings:
+    """The trainer's numerics, precision and determinism on `raw`'s one device and threads:
+    a preprocessing step, so not spread over the training stages' devices or nodes."""
+    accelerator, devices = ("cpu", 1) if device.type == "cpu" else ("gpu", f"{device.index or 0},")  # "N,": device N
+    return replace(trainer, accelerator=accelerator, devices=devices, num_nodes=1, strategy="auto", threads=raw.threads)
 
 
 def reduce_features(features: dict[str, np.ndarray], raw: RawSource) -> dict[str, np.ndarray]:
@@ -202,25 +241,26 @@ def reduce_features(features: dict[str, np.ndarray], raw: RawSource) -> dict[str
     return features
 
 
-def load_settings(params_path: Path) -> tuple[PreprocessCocoSettings, int, numerics.Mode]:
+def load_settings(params_path: Path) -> Settings:
     params = load_params(params_path)
     settings = section(params, "preprocess_coco", PreprocessCocoSettings)
-    mode = section(params, "trainer", TrainerSettings).numerics
+    trainer = section(params, "trainer", TrainerSettings)
+    mode = trainer.numerics
     if settings.source == "raw" and mode != "fast" and settings.raw.threads == 0:
         raise ConfigError(
             f"params 'preprocess_coco.raw.threads': trainer.numerics {mode!r} needs a fixed thread "
             f"count (reductions depend on it); set 1 or more"
         )
-    return settings, data_seed(params), mode
+    return Settings(settings, trainer, data_seed(params))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hw4 preprocess_coco", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", type=Path)
     args = parser.parse_args(argv)
-    settings, seed, mode = load_settings(args.params)
+    settings = load_settings(args.params)
     try:
-        meta = run(settings, seed, mode=mode)
+        meta = run(settings)
     except (CocoDataError, FileNotFoundError, WeightsError) as e:
         raise SystemExit(f"preprocess_coco: {e}") from None  # the message names the file and the problem
     standin = " (stand-in data)" if meta["standin"] else ""
