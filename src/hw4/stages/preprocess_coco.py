@@ -206,15 +206,14 @@ def image_features(
     `words` (training images, V) are the training captions' words, the targets when the
     backbone is trained on them (weights: caption_words).
     """
-    device = pick_device(raw.device)
-    on_device = backbone_trainer(trainer, raw, device)
-    numerics.configure(on_device.numerics, on_device.threads)
+    numerics.configure(trainer.numerics, raw.threads)
     net, dim = build_backbone(raw.backbone, raw.weights, Path(raw.weights_file) if raw.weights_file else None, seed)
+    device = pick_device(raw.device)
     meta: dict[str, Any] = {"backbone": raw.backbone, "weights": raw.weights, "image_size": raw.image_size,
-                            "provenance": numerics.provenance(on_device.numerics)}
+                            "provenance": numerics.provenance(trainer.numerics)}
     if raw.weights == "caption_words":
         meta["word_training_loss"] = train_on_caption_words(
-            net, dim, paths["train"], words, raw.word_training, raw.image_size, on_device, run, raw.workers, seed
+            net, dim, paths["train"], words, raw.word_training, raw.image_size, backbone_trainer(trainer, raw, device), run, raw.workers, seed
         )
     features = {
         s: extract(net, paths[s], raw.image_size, raw.batch_size, device, raw.workers, f"{raw.backbone} features, {s} ({device})")
