@@ -65,6 +65,7 @@ def test_the_choice_is_weighed_against_the_seeds_spread():
 def test_evaluations_name_their_stage_and_experiment():
     assert stage_name("cnn/torch") == "cnn_seeds@torch" and stage_name("mlp/final") == "mlp_final_seeds"
     assert experiment_of("captioning/rnn") == "captioning"
-    for bad in ("mlp/h150", "cnn", "report/x", "cnn/"):
-        with pytest.raises(ConfigError, match="expected mlp/final"):
+    assert stage_name("svm/linear") == "svm_seeds@linear" and experiment_of("svm/linear") == "svm"  # a new stage
+    for bad in ("mlp/h150", "cnn", "cnn/", "cnn/torch/x", "../x", "cnn/tor ch"):
+        with pytest.raises(ConfigError, match="expected <task>/<name>"):
             experiment_of(bad)

@@ -1,7 +1,7 @@
 """One evaluation over its seeds: mean and standard deviation, and an MLflow parent run.
 
     python -m hw4 seeds cnn/torch          # metrics/cnn/torch/seed<k>.json -> metrics/cnn/torch.json
-    python -m hw4 seeds mlp/final          # also captioning/<model>, transfer/<mode>
+    python -m hw4 seeds mlp/final          # also captioning/<model>, transfer/<mode>, any <task>/<name>
 
 Reads the seeds' results files (results/<evaluation>/seed<k>.json for every k of params
 `seeds`), writes the evaluation's record where a single run's used to be (hw4.config.seeds), and
@@ -21,9 +21,6 @@ from hw4.io.outputs import read_json, write_results
 from hw4.io.paths import per_seed, record_path, summary_metrics
 from hw4.tracking.runs import StageRun, adopt_children, run_tags
 
-MATRIX_EXPERIMENTS = ("cnn", "captioning", "transfer")  # <experiment>/<matrix member>; and mlp/final
-
-
 def stage_name(evaluation: str) -> str:
     """cnn/torch -> cnn_seeds@torch (a matrix stage); mlp/final -> mlp_final_seeds."""
     experiment, member = evaluation.split("/")
@@ -31,10 +28,15 @@ def stage_name(evaluation: str) -> str:
 
 
 def experiment_of(evaluation: str) -> str:
-    """The MLflow experiment of an evaluation (its first part), checking its form."""
+    """The MLflow experiment of an evaluation (its first part), checking its form.
+
+    Any `<task>/<name>` written by the RunFiles convention (hw4.io.paths) is summarised, so a
+    new training stage needs nothing here; the MLP's sweep points are mlp_select's to summarise."""
     parts = evaluation.split("/")
-    if evaluation != "mlp/final" and not (len(parts) == 2 and parts[0] in MATRIX_EXPERIMENTS and parts[1]):
-        raise ConfigError(f"evaluation {evaluation!r}: expected mlp/final, cnn/<impl>, captioning/<model> or transfer/<mode>")
+    well_formed = len(parts) == 2 and all(p.isidentifier() for p in parts)
+    if not well_formed or (parts[0] == "mlp" and parts[1] != "final"):
+        raise ConfigError(f"evaluation {evaluation!r}: expected <task>/<name> such as mlp/final, cnn/<impl>, "
+                          "captioning/<model> or transfer/<mode>")
     return parts[0]
 
 
@@ -66,7 +68,7 @@ def _device_tag(children: list[str]) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hw4 seeds", description=__doc__.splitlines()[0])
-    parser.add_argument("evaluation", help="mlp/final, cnn/<impl>, captioning/<model> or transfer/<mode>")
+    parser.add_argument("evaluation", help="<task>/<name>: mlp/final, cnn/<impl>, captioning/<model>, transfer/<mode>, ...")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     summary = run(args.evaluation, seeds_of(load_params(args.params)))
