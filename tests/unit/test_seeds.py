@@ -66,6 +66,9 @@ def test_evaluations_name_their_stage_and_experiment():
     assert stage_name("cnn/torch") == "cnn_seeds@torch" and stage_name("mlp/final") == "mlp_final_seeds"
     assert experiment_of("captioning/rnn") == "captioning"
     assert stage_name("svm/linear") == "svm_seeds@linear" and experiment_of("svm/linear") == "svm"  # a new stage
-    for bad in ("mlp/h150", "cnn", "cnn/", "cnn/torch/x", "../x", "cnn/tor ch"):
+    assert experiment_of("transfer/resnet-18") == "transfer"  # matrix members need not be identifiers
+    for bad in ("cnn", "cnn/", "cnn/torch/x", "../x", "cnn/..", "cnn/tor ch"):
         with pytest.raises(ConfigError, match="expected <task>/<name>"):
             experiment_of(bad)
+    with pytest.raises(ConfigError, match="summarised by mlp_select"):
+        experiment_of("mlp/h150")

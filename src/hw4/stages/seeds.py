@@ -12,6 +12,7 @@ them side by side. Like `mlp_select`, it runs after the seeds, which DVC may rer
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ from hw4.config.settings import ConfigError, load_params
 from hw4.io.outputs import read_json, write_results
 from hw4.io.paths import per_seed, record_path, summary_metrics
 from hw4.tracking.runs import StageRun, adopt_children, run_tags
+
+PATH_PART = r"[A-Za-z0-9_][\w.-]*"  # one folder name of hw4.io.paths: a DVC matrix member such as resnet-18, never ..
+
 
 def stage_name(evaluation: str) -> str:
     """cnn/torch -> cnn_seeds@torch (a matrix stage); mlp/final -> mlp_final_seeds."""
@@ -33,10 +37,12 @@ def experiment_of(evaluation: str) -> str:
     Any `<task>/<name>` written by the RunFiles convention (hw4.io.paths) is summarised, so a
     new training stage needs nothing here; the MLP's sweep points are mlp_select's to summarise."""
     parts = evaluation.split("/")
-    well_formed = len(parts) == 2 and all(p.isidentifier() for p in parts)
-    if not well_formed or (parts[0] == "mlp" and parts[1] != "final"):
+    if not (len(parts) == 2 and all(re.fullmatch(PATH_PART, p) for p in parts)):
         raise ConfigError(f"evaluation {evaluation!r}: expected <task>/<name> such as mlp/final, cnn/<impl>, "
                           "captioning/<model> or transfer/<mode>")
+    if parts[0] == "mlp" and parts[1] != "final":
+        raise ConfigError(f"evaluation {evaluation!r}: the MLP's sweep points are summarised by mlp_select; "
+                          "of the MLP, seeds summarises mlp/final")
     return parts[0]
 
 
