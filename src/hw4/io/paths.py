@@ -43,6 +43,21 @@ def repo_root() -> Path:
     return cwd
 
 
+EXPERIMENT_COPIES = Path(".dvc/tmp/exps")  # where `dvc exp run --queue/--temp` runs each experiment
+
+
+def home_root() -> Path:
+    """The repository a run belongs to: `repo_root()`, except in the copy that `dvc exp run
+    --queue` (or `--temp`) makes at <repository>/.dvc/tmp/exps/<tmpdir>/ and deletes afterwards.
+    What must outlive the run (the tracking store, its artifacts) and what the experiment may
+    reuse (verified downloads) live here."""
+    root = repo_root()
+    for copy in (root, *root.parents):
+        if copy.parent.as_posix().endswith("/" + EXPERIMENT_COPIES.as_posix()):
+            return copy.parents[len(EXPERIMENT_COPIES.parts)]
+    return root
+
+
 def per_seed(path: Path, seed: int) -> Path:
     """Where one seed's file (or folder) goes: metrics/cnn/torch.json -> metrics/cnn/torch/seed1.json."""
     path = Path(path)

@@ -6,7 +6,9 @@ Each listed dataset lands in `data/raw/<target>/` (archives unpacked there). Dat
 `generate` are written by their stand-in generators instead, at the place the real archive
 would unpack to, and marked with a `STANDIN` file in that directory (what the generator
 wrote is listed beside it, so that replacing a stand-in removes that and nothing else).
-Every file is tried, and one error lists every failure. SIGTERM stops the stage cleanly:
+In a queued DVC experiment's copy, the repository's data/raw is searched first, so files
+already verified there are copied, not downloaded again. Every file is tried, and one error
+lists every failure. SIGTERM stops the stage cleanly:
 no temporary file is left behind.
 """
 
@@ -111,10 +113,12 @@ def run(
     lock = PinLock(lock_path)
     lock.ensure_exists()
     mirror_dirs = [Path(d).expanduser() for d in settings.mirror_dirs]
+    workspace_raw = _workspace_raw(Path(raw_dir))
     summary: dict[str, Any] = {"downloaded": {}, "generated": {}}
     failures: list[str] = []
     for key in settings.datasets:
-        sources, failed = fetch_dataset(registry, key, Path(raw_dir), lock, mirror_dirs, settings)
+        reuse = [workspace_raw / registry[key].target] if workspace_raw else []
+        sources, failed = fetch_dataset(registry, key, Path(raw_dir), lock, [*reuse, *mirror_dirs], settings)
         summary["downloaded"][key] = sources
         failures += failed
     for name in settings.generate:
@@ -122,6 +126,13 @@ def run(
     if failures:
         raise DownloadError(_failures_message(failures, summary))
     return summary
+
+
+def _workspace_raw(raw_dir: Path) -> Path | None:
+    """The repository's own `raw_dir` when this run is a queued DVC experiment's copy (which
+    starts without the uncached data/raw): its verified files are copied, not downloaded again."""
+    workspace = paths.home_root() / raw_dir
+    return workspace if workspace.resolve() != raw_dir.resolve() and workspace.is_dir() else None
 
 
 def _failures_message(failures: list[str], summary: dict[str, Any]) -> str:

@@ -25,20 +25,23 @@ from pytorch_lightning.loggers.logger import Logger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from hw4.io import atomic
-from hw4.io.paths import repo_root
+from hw4.io.paths import home_root
+from hw4.tracking import sqlite_store
 from hw4.tracking.provenance import provenance_tags
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 PARENT_TAG = "mlflow.parentRunId"
+_SQLITE = "sqlite:///"
 _MAX_PARAM_LEN = 6000
 _MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
 
 
 def tracking_uri() -> str:
-    """$MLFLOW_TRACKING_URI (a server, say), else SQLite at the repository root."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
+    """$MLFLOW_TRACKING_URI (a server, say), else SQLite at the root of the repository the run
+    belongs to (never in the copy a queued DVC experiment runs in: DVC deletes it)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home_root() / 'mlflow.db'}"
 
 
 def is_global_rank_zero() -> bool:
@@ -61,7 +64,10 @@ def tracking_enabled() -> bool:
 def client() -> "MlflowClient":
     from mlflow.tracking import MlflowClient  # imported here so HW4_TRACKING=off needs no mlflow
 
-    return MlflowClient(tracking_uri())
+    uri = tracking_uri()
+    if uri.startswith(_SQLITE):
+        sqlite_store.prepare(Path(uri.removeprefix(_SQLITE)), lambda: MlflowClient(uri).search_experiments(max_results=1))
+    return MlflowClient(uri)
 
 
 def experiment_id(name: str) -> str:
@@ -72,7 +78,7 @@ def experiment_id(name: str) -> str:
     # With the default SQLite store, artifacts go beside it, whatever the cwd of the stage.
     location = None
     if "MLFLOW_TRACKING_URI" not in os.environ:
-        location = (repo_root() / "mlartifacts" / name).as_uri()
+        location = (home_root() / "mlartifacts" / name).as_uri()
     return c.create_experiment(name, artifact_location=location)
 
 
