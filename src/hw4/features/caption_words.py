@@ -7,7 +7,8 @@ learns the colours, shapes and sizes that captions name. Only the training image
 their captions are used, so the validation split stays unseen.
 
 A step of preprocessing, trained like every network of the project: a `TrackedModule` fitted
-by `build_trainer`, its loss per epoch in the stage's MLflow run and the last one in meta.json.
+by `hw4.training.tracked_fit.fit` inside the stage's MLflow run, its loss per epoch there and
+the last one in meta.json.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torchmetrics import MeanMetric
 from hw4.data.formats.coco_text import SPECIAL, Vocabulary
 from hw4.features.image_features import ImageFiles, normalise
 from hw4.tracking.runs import StageRun
+from hw4.training.tracked_fit import fit
 from hw4.training.tracked_module import OptimSettings, TrackedModule
 from hw4.training.trainer import TrainerSettings, build_trainer
 
@@ -107,6 +109,6 @@ def train_on_caption_words(
         _Indexed(ImageFiles(paths, image_size)), batch_size=settings.batch_size, shuffle=True,
         generator=torch.Generator().manual_seed(seed), num_workers=workers,
     )
-    build_trainer(trainer_settings, run, settings.epochs).fit(module, train_dataloaders=loader)
+    fit(build_trainer(trainer_settings, run, settings.epochs), module, loader)
     net.eval()
     return module.history[-1]["words/loss"]

@@ -13,12 +13,10 @@ others must beat.
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 
 from hw4.config.seeds import add_seed_argument
@@ -29,11 +27,10 @@ from hw4.evaluation import captioning as ev
 from hw4.io import paths
 from hw4.io.paths import RunFiles
 from hw4.models.captioner import Captioner, CaptionerConfig, Cell
-from hw4.tracking.runs import ResumeState, StageRun, params_hash
 from hw4.training.captioning_module import CaptioningModule
-from hw4.training.run_outputs import write_run_outputs
+from hw4.training.tracked_fit import Fitted, RunOutputs, Training, tracked_fit
 from hw4.training.tracked_module import OptimSettings
-from hw4.training.trainer import EarlyStoppingSettings, Monitor, TrainerSettings, build_trainer, trainer_and_seed
+from hw4.training.trainer import EarlyStoppingSettings, Monitor, TrainerSettings, trainer_and_seed
 
 EXPERIMENT = "captioning"
 MODELS = ("rnn", "lstm", "blind")
@@ -109,37 +106,33 @@ def run(s: Settings, model: str, data_dir: Path = paths.COCO) -> dict[str, Any]:
     c = s.captioning
     if model not in c.models:
         raise ConfigError(f"model {model!r} is not in params captioning.models {c.models}")
-    pl.seed_everything(s.seed, workers=True)
     data = CocoCaptions(data_dir, c.batch_size, c.eval_batch_size, c.max_train, s.seed)
-    standin = bool(data.meta.get("standin", False))
     cell, blind = cell_of(c, model)
-    params = run_params(s, model, data.meta)
     out = RunFiles(EXPERIMENT, model, s.seed)
-    resume = ResumeState(out.checkpoints)
-    ckpt_path = resume.checkpoint_to_resume(params_hash(params))
-    data_files = [Path(data_dir) / CAPTIONS_FILE, *(Path(data_dir) / f for f in PREPARED_FEATURE_FILES.values())]
     stage = f"captioning@{model}-{s.seed}"
-    with StageRun(EXPERIMENT, stage, params, data_files, standin, resume, run_name=f"{model} (seed {s.seed})") as run:
-        module = CaptioningModule(build_net(c, data, cell), c.optim, blind=blind)
-        trainer = build_trainer(s.trainer, run, c.epochs, checkpoint_dir=out.checkpoints, best=Monitor("val/loss", "min"),
-                                callbacks=c.early_stopping.callbacks())
-        start = time.perf_counter()
-        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
-        train_time = time.perf_counter() - start
-        if not trainer.is_global_zero:
-            return {}  # rank 0 scores, writes and logs
-        scores = evaluate(s, module, data, trainer.strategy.root_device, out, stage)
-        run.log_metrics(scores | {"train_time_s": train_time})
+    training = Training(
+        EXPERIMENT, stage, out, run_params(s, model, data.meta), s.seed, s.trainer, c.epochs,
+        data.meta.get("dataset", "unknown"), bool(data.meta.get("standin", False)),
+        data_files=[Path(data_dir) / CAPTIONS_FILE, *(Path(data_dir) / f for f in PREPARED_FEATURE_FILES.values())],
+        run_name=f"{model} (seed {s.seed})", best=Monitor("val/loss", "min"), callbacks=c.early_stopping.callbacks(),
+    )
+
+    def make_module() -> CaptioningModule:
+        return CaptioningModule(build_net(c, data, cell), c.optim, blind=blind)
+
+    def outputs(fitted: Fitted) -> RunOutputs:
+        module = fitted.module
+        scores = evaluate(s, module, data, fitted.trainer.strategy.root_device, out, stage)
         last_epoch = {k: v for k, v in module.history[-1].items() if k != "epoch"} if module.history else {}
-        metrics = last_epoch | scores | {
-            "model": model, "seed": s.seed, "cell": cell, "blind": blind, "epochs": trainer.current_epoch,
-            "train_time_s": round(train_time, 2), "train_captions": len(data.data.captions["train"]),
-            "run_id": run.run_id, "dataset": data.meta.get("dataset", "unknown"), "standin": standin,
+        record = last_epoch | scores | {
+            "model": model, "cell": cell, "blind": blind, "epochs": fitted.trainer.current_epoch,
+            "train_captions": len(data.data.captions["train"]),
             "backbone": data.meta.get("backbone"), "weights": data.meta.get("weights"),
-            "provenance": run.provenance,
         }
-        write_outputs(run, module, metrics, out, stage)
-        return metrics
+        return RunOutputs(record, module.history, {"loss per caption": ["train/loss", "val/loss"]}, f"{stage}: training loss",
+                          module.net.state_dict(), extra_files=[out.samples_txt, out.samples_png], logged=scores)
+
+    return tracked_fit(training, make_module, data, outputs)
 
 
 def build_net(c: CaptioningSettings, data: CocoCaptions, cell: Cell) -> Captioner:
@@ -157,11 +150,6 @@ def evaluate(s: Settings, module: CaptioningModule, data: CocoCaptions, device: 
     ev.write_samples(out.samples_txt, items, title)
     ev.plot_samples(out.samples_png, items, data.meta.get("image_dir"), title)
     return scores
-
-
-def write_outputs(run: StageRun, module: CaptioningModule, metrics: dict[str, Any], out: RunFiles, stage: str) -> None:
-    write_run_outputs(run, out, metrics, module.history, {"loss per caption": ["train/loss", "val/loss"]},
-                      f"{stage}: training loss", module.net.state_dict(), extra=[out.samples_txt, out.samples_png])
 
 
 def main(argv: list[str] | None = None) -> None:

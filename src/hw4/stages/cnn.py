@@ -85,7 +85,7 @@ def run(s: Settings, impl: Impl) -> dict[str, Any]:
         augment=s.cnn.augment,
         early_stopping=s.cnn.early_stopping,
     )
-    return train_classifier(job).metrics
+    return train_classifier(job)
 
 
 def main(argv: list[str] | None = None) -> None:

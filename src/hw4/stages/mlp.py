@@ -116,7 +116,7 @@ def run_point(s: Settings, hidden: int) -> dict[str, Any]:
     if hidden not in s.mlp.hidden_sizes:
         raise ConfigError(f"hidden size {hidden} is not in params mlp.hidden_sizes {s.mlp.hidden_sizes}")
     job = _job(s, hidden, point_files(hidden, s.seed), f"mlp@{hidden}-{s.seed}", test=False, tags={"sweep.role": "point"})
-    return train_classifier(job).metrics
+    return train_classifier(job)
 
 
 def run_final(s: Settings) -> dict[str, Any]:
@@ -130,7 +130,7 @@ def run_final(s: Settings) -> dict[str, Any]:
         curve_csv=per_seed(Path("plots/mlp/final.csv"), s.seed),
         extra_metrics={"hidden": hidden, "sweep_run_id": chosen["sweep_run_id"], "val_acc_selected": chosen["val/acc"]},
     )
-    return train_classifier(job).metrics
+    return train_classifier(job)
 
 
 def select_best(scores: dict[int, float]) -> int:

@@ -11,7 +11,6 @@ transfer/<mode>` summarises a mode's seeds.
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,9 @@ from hw4.data.loaders.image_folders import ImageFolderData, ImageFolderError, tr
 from hw4.data.standins.marker import is_standin
 from hw4.io.paths import RunFiles
 from hw4.models.resnet import Pretrained, Weights, WeightsError, resnet18_classifier, resolve_weights
-from hw4.tracking.runs import ResumeState, StageRun, params_hash
-from hw4.training.run_outputs import write_run_outputs
+from hw4.training.tracked_fit import Fitted, RunOutputs, Training, tracked_fit
 from hw4.training.tracked_module import OptimSettings
-from hw4.training.trainer import EarlyStoppingSettings, Monitor, TrainerSettings, build_trainer, trainer_and_seed
+from hw4.training.trainer import EarlyStoppingSettings, Monitor, TrainerSettings, trainer_and_seed
 from hw4.training.transfer_module import MODES, Mode, TransferClassifier, mode_callbacks
 
 EXPERIMENT = "transfer"
@@ -101,32 +99,32 @@ def run(s: Settings, mode: Mode) -> dict[str, Any]:
     weights = resolve_weights(t.pretrained, Path(t.weights))
     print(f"transfer: backbone {_describe_weights(weights)}")
 
-    pl.seed_everything(s.seed, workers=True)  # before the head's random initialisation
-    net = resnet18_classifier(len(data.classes), weights.state_dict)
     params = _run_params(s, mode, data, weights, standin)
-    files = RunFiles(EXPERIMENT, mode, s.seed)
-    resume = ResumeState(files.checkpoints)
-    ckpt_path = resume.checkpoint_to_resume(params_hash(params))
     label = _label(mode, s.seed, weights, standin)
-    with StageRun(EXPERIMENT, f"transfer@{mode}-{s.seed}", params, standin=standin, resume=resume, run_name=label,
-                  tags={"mode": mode, "weights": weights.kind}) as run:
-        optim = OptimSettings("sgd", t.lr, t.momentum, weight_decay=0.0, lr_decay=1.0)  # StepLR decays instead
-        module = TransferClassifier(net, optim, t.step_size, t.gamma, len(data.classes))
+    training = Training(
+        EXPERIMENT, f"transfer@{mode}-{s.seed}", RunFiles(EXPERIMENT, mode, s.seed), params, s.seed, s.trainer, t.epochs,
+        DATASET, standin, tags={"mode": mode, "weights": weights.kind}, run_name=label,
         # The tutorial's `best_model_wts`: the weights of the first epoch with the best validation accuracy.
-        trainer = build_trainer(s.trainer, run, t.epochs, checkpoint_dir=resume.directory, best=Monitor("val/acc", "max"),
-                                callbacks=[*mode_callbacks(mode), *t.early_stopping.callbacks()])
-        start = time.perf_counter()
-        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
-        metrics = summarise(module.history) | {
-            "train_time_s": round(time.perf_counter() - start, 2),  # this invocation's (a resumed run: its part)
-            "mode": mode, "seed": s.seed, "weights": weights.kind, "standin": standin, "dataset": DATASET, "run_id": run.run_id,
-            "provenance": run.provenance,
-        }
-        if trainer.is_global_zero:
-            meta = {"mode": mode, "weights": weights.kind, "standin": standin, "dataset": DATASET, "classes": list(data.classes),
-                    "epoch": metrics["best_epoch"], "val/acc": metrics["val/acc_best"]}
-            _write_outputs(files, label, module.history, metrics, best_model(trainer, meta), run)
-        return metrics
+        best=Monitor("val/acc", "max"), callbacks=[*mode_callbacks(mode), *t.early_stopping.callbacks()],
+    )
+
+    def make_module() -> TransferClassifier:
+        net = resnet18_classifier(len(data.classes), weights.state_dict)  # the head's initial weights follow the seed
+        optim = OptimSettings("sgd", t.lr, t.momentum, weight_decay=0.0, lr_decay=1.0)  # StepLR decays instead
+        return TransferClassifier(net, optim, t.step_size, t.gamma, len(data.classes))
+
+    def outputs(fitted: Fitted) -> RunOutputs:
+        record = summarise(fitted.module.history) | {"mode": mode, "weights": weights.kind}
+        meta = {"mode": mode, "weights": weights.kind, "standin": standin, "dataset": DATASET, "classes": list(data.classes),
+                "epoch": record["best_epoch"], "val/acc": record["val/acc_best"]}
+        rows = [{k: r.get(k) for k in CURVE_COLUMNS} | {"standin": standin} for r in fitted.module.history]
+        return RunOutputs(
+            record, rows, {"loss": ["train/loss", "val/loss"], "accuracy": ["train/acc", "val/acc"]}, label,
+            best_model(fitted.trainer, meta), logged={k: record[k] for k in ("val/acc_best", "best_epoch", "epoch_time_s")},
+            logged_step=record["epochs"] - 1,
+        )
+
+    return tracked_fit(training, make_module, data, outputs)
 
 
 def best_model(trainer: pl.Trainer, meta: dict[str, Any]) -> dict[str, Any]:
@@ -188,14 +186,6 @@ def _label(mode: Mode, seed: int, weights: Weights, standin: bool) -> str:
     """Run name and figure title: says which backbone and whether the data is real."""
     notes = [f"{weights.kind} backbone"] + (["STAND-IN data"] if standin else [])
     return f"transfer@{mode}-{seed} ({', '.join(notes)})"
-
-
-def _write_outputs(files: RunFiles, label: str, history: list[dict[str, float]], metrics: dict[str, Any],
-                   model: dict[str, Any], run: StageRun) -> None:
-    rows = [{k: r.get(k) for k in CURVE_COLUMNS} | {"standin": metrics["standin"]} for r in history]
-    panels = {"loss": ["train/loss", "val/loss"], "accuracy": ["train/acc", "val/acc"]}
-    write_run_outputs(run, files, metrics, rows, panels, label, model)
-    run.log_metrics({k: metrics[k] for k in ("val/acc_best", "best_epoch", "epoch_time_s", "train_time_s")}, step=metrics["epochs"] - 1)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,113 @@
+"""The one tracked fit: every Lightning training of the project runs through here.
+
+`tracked_fit` is one training as one stage run: resume from the run's last checkpoint into
+the same MLflow run, the `StageRun`, seeding, the Trainer, the timed fit (and test), the
+record every results file carries (seed, run id, dataset, stand-in, provenance, time) and, on
+rank 0 only, the run's files (`write_run_outputs`). A stage passes its names and settings
+(`Training`), a factory for its LightningModule, its data, and what to make of the fitted
+module (`RunOutputs`). `fit` is the Trainer part alone, for a training inside a run that
+something else opened (the caption-word pretraining of `preprocess_coco`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Callback
+
+from hw4.io.paths import RunFiles
+from hw4.tracking.runs import ResumeState, StageRun, params_hash
+from hw4.training.run_outputs import write_run_outputs
+from hw4.training.tracked_module import TrackedModule
+from hw4.training.trainer import Monitor, TrainerSettings, build_trainer
+
+
+@dataclass
+class Training:
+    """One training run: its names, what it depends on, and how the Trainer runs it."""
+
+    experiment: str  # the MLflow experiment: the task (mlp, cnn, captioning, transfer)
+    stage: str  # the DVC stage name, e.g. "mlp@150-0" (hidden size, seed): the run's `dvc.stage`
+    files: RunFiles  # where its checkpoints, record, curves and weights go
+    params: Mapping[str, Any]  # flattened settings: the run's MLflow params, and what a resume must match
+    seed: int
+    trainer: TrainerSettings
+    epochs: int
+    dataset: str
+    standin: bool
+    data_files: Sequence[Path] = ()  # their sha256s become tags
+    tags: Mapping[str, str] = field(default_factory=dict)
+    run_name: str | None = None
+    best: Monitor | None = None  # kept as best.ckpt
+    callbacks: Sequence[Callback] = ()
+    test: bool = False  # `trainer.test` after the fit
+    trainer_options: Mapping[str, Any] = field(default_factory=dict)  # further pl.Trainer arguments
+
+
+@dataclass
+class Fitted:
+    """What a stage turns into its outputs, on rank 0, once the fit (and test) is done."""
+
+    run: StageRun
+    module: TrackedModule
+    trainer: pl.Trainer
+    train_time_s: float  # this invocation's: a resumed run's part
+
+
+@dataclass
+class RunOutputs:
+    """A stage's outputs of one run: its numbers, and what `write_run_outputs` writes."""
+
+    record: dict[str, Any]  # the stage's own numbers and fields; the fit adds the common ones
+    rows: Sequence[Mapping[str, Any]]  # one per epoch: the curve CSV and figure
+    panels: Mapping[str, Sequence[str]]  # the figure's panels: title -> columns of `rows`
+    title: str
+    weights: Any  # a state_dict, or one with its metadata
+    curve_csv: Path | None = None  # instead of files.curve_csv
+    extra_files: Sequence[Path] = ()  # written by the stage, logged beside the others
+    logged: Mapping[str, float] = field(default_factory=dict)  # further run metrics
+    logged_step: int | None = None
+
+
+def tracked_fit(
+    job: Training,
+    make_module: Callable[[], TrackedModule],
+    data: pl.LightningDataModule,
+    outputs: Callable[[Fitted], RunOutputs],
+) -> dict[str, Any]:
+    """Train `make_module()` on `data` as one MLflow run; on rank 0 write the run's files and
+    return its record (on every other rank: {})."""
+    resume = ResumeState(job.files.checkpoints)
+    ckpt_path = resume.checkpoint_to_resume(params_hash(job.params))
+    with StageRun(job.experiment, job.stage, job.params, job.data_files, job.standin, resume, job.tags, job.run_name) as run:
+        pl.seed_everything(job.seed, workers=True)  # the initial weights follow the seed
+        module = make_module()
+        trainer = build_trainer(job.trainer, run, job.epochs, checkpoint_dir=job.files.checkpoints, best=job.best,
+                                callbacks=job.callbacks, **job.trainer_options)
+        train_time = fit(trainer, module, data, ckpt_path)
+        if job.test:
+            trainer.test(module, datamodule=data, verbose=False)
+        if not trainer.is_global_zero:
+            return {}
+        out = outputs(Fitted(run, module, trainer, train_time))
+        record = out.record | {
+            "train_time_s": round(train_time, 2), "seed": job.seed, "run_id": run.run_id, "dataset": job.dataset,
+            "standin": job.standin, "provenance": run.provenance,
+        }
+        write_run_outputs(run, job.files, record, out.rows, out.panels, out.title, out.weights, out.curve_csv, out.extra_files)
+        run.log_metrics({**out.logged, "train_time_s": train_time}, step=out.logged_step)
+        return record
+
+
+def fit(trainer: pl.Trainer, module: TrackedModule, data: Any, ckpt_path: Path | None = None) -> float:
+    """`trainer.fit` on a datamodule or a training DataLoader; the seconds it took."""
+    start = time.perf_counter()
+    if isinstance(data, pl.LightningDataModule):
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    else:
+        trainer.fit(module, train_dataloaders=data, ckpt_path=ckpt_path)
+    return time.perf_counter() - start
