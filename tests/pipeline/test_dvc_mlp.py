@@ -40,9 +40,11 @@ def test_download_prepare_and_the_sweep_rerun_exactly_what_changed(dvc_repo: Dvc
     # An edit to a module: exactly the stages whose command imports it are out of date.
     seeded = {"mlp@4-0", "mlp@12-0", "mlp@4-1", "mlp@12-1", "mlp_final@0", "mlp_final@1"}
     assert _edited("src/hw4/data/loaders/mnist_batches.py", dvc_repo) == seeded | {"mlp_select"}  # it imports stages/mlp.py
-    # params `seed` and `seeds`: the download reads the one, the evaluations the other
-    assert _edited("src/hw4/config/seeds.py", dvc_repo) == seeded | {"download", "mlp_select", "mlp_final_seeds"}
+    # The shared core is a folder dep of every stage: an edit there reruns them all.
+    assert _edited("src/hw4/config/seeds.py", dvc_repo) == seeded | {"download", "prepare", "mlp_select", "mlp_final_seeds"}
     assert _edited("src/hw4/data/formats/idx.py", dvc_repo) == {"prepare"}
+    # imported by name (importlib), only when download.generate lists it
+    assert _edited("src/hw4/data/standins/coco.py", dvc_repo) == {"download"}
 
     metrics = json.loads(dvc_repo.dvc("metrics", "show", "--json"))
     files = next(iter(metrics.values()))["data"]

@@ -1,10 +1,12 @@
 """Each DVC stage's deps cover exactly the project code its command runs.
 
 From a stage's `cmd` (`python -m hw4 <command>`) the test follows every `import` of the
-package (at any depth, inside functions too; not those only for type checkers) and the package
-data files those modules name (`registry.yaml`, `homework_figures.yaml`), and compares them with the stage's deps: a
-module missing means an edit DVC would not rerun the stage for; one listed but never imported
-means a rerun for nothing.
+package (at any depth, inside functions too; not those only for type checkers), every module a
+string names (`"hw4.data.standins.coco"`: imported by `importlib`, as the download stage's
+stand-in generators are) and the package data files those modules name (`registry.yaml`,
+`homework_figures.yaml`), and compares them with the stage's deps: a module missing means an
+edit DVC would not rerun the stage for; one listed but never imported means a rerun for
+nothing. The shared core (CORE) may be listed as whole folders, of which a stage uses part.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def imports_of(path: Path) -> set[Path]:
             names |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.lineno not in skip:
             names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    names |= {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}  # dynamic imports
     files = {f for f in map(module_file, names) if f is not None}
     return files | {f for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
                      and n.value.endswith((".yaml", ".json")) for f in _package_file(path, n.value)}
@@ -88,6 +91,15 @@ def stages() -> dict[str, dict]:
     return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
 
+CORE = ("src/hw4/config", "src/hw4/io", "src/hw4/tracking")  # nearly every stage imports them
+
+
+def code_files(folder: Path) -> set[Path]:
+    """The modules and data files of a folder of the package that carry something."""
+    return {p for p in folder.rglob("*") if p.suffix in (".py", ".yaml", ".json") and "__pycache__" not in p.parts
+            and not (p.name == "__init__.py" and not p.read_text().strip())}
+
+
 def covered(path: Path, deps: list[str]) -> bool:
     rel = path.relative_to(REPO).as_posix()
     return any(rel == d or rel.startswith(d.rstrip("/") + "/") for d in deps)
@@ -103,6 +115,16 @@ def test_a_stage_depends_on_exactly_the_code_it_runs(name: str):
     listed = [d for d in deps if d.startswith("src/")]
     unused = [d for d in listed if not any(covered(p, [d]) for p in code)]
     assert not unused, f"dvc.yaml stage {name}: remove from deps (its command never imports them): {unused}"
+    partial = {d: sorted(p.relative_to(REPO).as_posix() for p in code_files(REPO / d) - code)
+               for d in listed if (REPO / d).is_dir() and d not in CORE}
+    partial = {d: rest for d, rest in partial.items() if rest}
+    assert not partial, f"dvc.yaml stage {name}: list the modules it imports, not the folder (it never imports {partial})"
+
+
+def test_modules_imported_by_name_are_followed():
+    """The download stage imports its stand-in generators by name, through importlib."""
+    code = code_of("python -m hw4 download")
+    assert {SRC / "hw4/data/standins/coco.py", SRC / "hw4/data/standins/hymenoptera.py"} <= code
 
 
 # Training stages: (their settings section, its dataclass, the list the DVC matrix iterates).
