@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from hw4.config.settings import ConfigError, load_params
+from hw4.io import paths
 from hw4.training.numerics import MODES, pin_before_torch
 
 # Commands that are not `main` of the stage module of their name (hw4.stages.<command>).
@@ -49,7 +50,7 @@ def params_path(args: list[str]) -> Path:
             return Path(arg.split("=", 1)[1])
         if arg == "--params" and i + 1 < len(args):
             return Path(args[i + 1])
-    return Path("params.yaml")
+    return paths.PARAMS
 
 
 def numerics_mode(path: Path) -> str:

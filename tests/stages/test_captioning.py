@@ -11,9 +11,10 @@ from mlflow.tracking import MlflowClient
 from hw4.data.formats.coco_features import PREPARED_FEATURE_FILES, CaptionData, CocoDataError, read_layout, write_layout
 from hw4.data.formats.coco_text import Vocabulary, tokenise
 from hw4.data.standins import coco as standin_coco
+from hw4.features.coco_prepared import FeaturesSource
 from hw4.io import paths
 from hw4.stages import captioning, preprocess_coco
-from hw4.stages.preprocess_coco import FeaturesSource, PreprocessCocoSettings
+from hw4.stages.preprocess_coco import PreprocessCocoSettings
 from hw4.tracking import runs as tracking
 from hw4.training.trainer import TrainerSettings
 from tests.conftest import TEST_TRAINER, artifact_paths, conf_section, write_params

@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from hw4.config.settings import ConfigError
 from hw4.evaluation.captioning import Sample, write_samples
+from hw4.io import paths
 from hw4.io.outputs import write_csv, write_results
 from hw4.io.paths import per_seed
 from hw4.report import homework
@@ -127,13 +128,13 @@ def _row(markdown: str, first_cell: str) -> list[str]:
 def test_every_section_is_in_both_reports(isolated_workdir: Path, no_tracking: None):
     write_fixture_outputs()
     report.run(_settings(isolated_workdir))
-    md, page = report.MARKDOWN.read_text(), report.HTML.read_text()
+    md, page = paths.REPORT_MD.read_text(), paths.REPORT_HTML.read_text()
     for title in ["About this report", *PROBLEMS, "Sample captions", "The homework's samples"]:
         assert title in md and html.escape(title) in page, title
     assert "`demo`" in md and "<code>demo</code>" in page  # the params profile in the header
     assert "HW4 test report" in page and page.count("<img ") == md.count("![")
     for figure in ("mlp_sweep.png", "captioning_loss.png", "transfer_val_acc.png"):
-        assert (report.FIGURES / figure).stat().st_size > 1000
+        assert (paths.REPORT_FIGURES / figure).stat().st_size > 1000
         assert f"](figures/{figure})" in md
     assert "](../plots/cnn/figures/torch/seed0.png)" in md  # the first seed's figures
 
@@ -141,7 +142,7 @@ def test_every_section_is_in_both_reports(isolated_workdir: Path, no_tracking: N
 def test_numbers_equal_the_metrics_files_and_sit_beside_the_homeworks(isolated_workdir: Path, no_tracking: None):
     m = write_fixture_outputs()
     summary = report.run(_settings(isolated_workdir))
-    md = report.MARKDOWN.read_text()
+    md = paths.REPORT_MD.read_text()
     hw = homework.load()
 
     assert _row(md, "`conv2d`")[2:5] == ["4.50e-06", "6.75e-06", "pass"]
@@ -165,7 +166,7 @@ def test_numbers_equal_the_metrics_files_and_sit_beside_the_homeworks(isolated_w
     assert f"`{hw.captioning.samples[0].generated}`" in md
     assert "no BLEU or CIDEr-D" in md and "not expected to match" in md
 
-    assert summary == json.loads(report.SUMMARY.read_text())
+    assert summary == json.loads(paths.REPORT_SUMMARY.read_text())
     assert summary["mlp"] == {"hidden": 150, "beats_runner_up_by_more_than_spread": True,
                               "val_acc": pytest.approx(0.8712), "val_acc_std": pytest.approx(2 ** 0.5 / 1000),
                               "test_acc": pytest.approx(0.8623), "test_acc_std": pytest.approx(2 ** 0.5 / 1000)}
@@ -178,7 +179,7 @@ def test_numbers_equal_the_metrics_files_and_sit_beside_the_homeworks(isolated_w
 def test_the_html_is_self_contained(isolated_workdir: Path, no_tracking: None):
     write_fixture_outputs()
     report.run(_settings(isolated_workdir))
-    page = report.HTML.read_text()
+    page = paths.REPORT_HTML.read_text()
     links = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)""", page)
     assert links and all(link.startswith("data:image/png;base64,") for link in links)
     assert "<link" not in page and "<script" not in page and "@import" not in page
@@ -198,7 +199,7 @@ def test_a_missing_output_names_the_file_and_its_stage(isolated_workdir: Path, n
     with pytest.raises(MissingStageOutput, match=re.escape(missing)) as e:
         report.run(_settings(isolated_workdir))
     assert f"written by stage {stage}" in str(e.value) and f"dvc repro {stage}" in str(e.value)
-    assert not report.MARKDOWN.exists()
+    assert not paths.REPORT_MD.exists()
 
 
 def test_the_command_line_says_what_is_missing_without_a_traceback(isolated_workdir: Path, no_tracking: None):
@@ -244,7 +245,7 @@ def test_the_mlflow_run_holds_the_reports_and_links_the_runs_it_summarises(isola
     assert tags["data.standin"] == "true"
     assert cnn_run.run_id in tags[report.NOTE_TAG] and "transfer_seeds@freeze" in tags[report.NOTE_TAG]
     assert artifact_paths(c, run.info.run_id) == {"reports/report.md", "reports/report.html", "reports/summary.json"}
-    md = report.MARKDOWN.read_text()
+    md = paths.REPORT_MD.read_text()
     assert _row(md, "`torch`")[7] == device_description()  # read from the run's tag
     assert _row(md, "`scratch`")[7] == "unknown"  # a run this store does not hold
     assert f"run `{run.info.run_id}`" in md

@@ -24,6 +24,7 @@ from hw4.config.seeds import data_seed
 from hw4.config.settings import ConfigError, section
 from hw4.data.sources.download import DownloadError, HttpOptions, PinLock, fetch
 from hw4.data.sources.registry import Dataset, FileSpec, RegistryError, load_registry
+from hw4.data.standins.install import STANDIN_MANIFEST
 from hw4.data.standins.marker import STANDIN_MARKER
 from hw4.stages import download as stage
 from tests.conftest import conf_values
@@ -359,7 +360,7 @@ def test_replacing_a_stand_in_keeps_what_the_user_put_there(mirrors, tmp_path, m
     assert (raw / "toy" / "notes.txt").read_text() == "mine"
     assert (raw / "toy" / "bundle" / "train" / "real.jpg").read_bytes() == b"real"
     assert not (raw / "toy" / "bundle" / "train" / "fake.jpg").exists()  # generated: removed
-    assert not (raw / "toy" / STANDIN_MARKER).exists() and not (raw / "toy" / stage.STANDIN_MANIFEST).exists()
+    assert not (raw / "toy" / STANDIN_MARKER).exists() and not (raw / "toy" / STANDIN_MANIFEST).exists()
     assert mirrors.requests == []
 
 

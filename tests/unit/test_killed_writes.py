@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from hw4.data.sources.archives import Limits, extract
+from hw4.io import paths
 from hw4.io.outputs import read_json, write_csv, write_results
 from hw4.report.inputs import read_csv
 
@@ -122,4 +123,4 @@ def test_report(isolated_workdir: Path, monkeypatch: pytest.MonkeyPatch):
     from hw4.stages import report
 
     report.run(report.load_settings(Path("params.yaml")))
-    assert report.HTML.read_text().rstrip().endswith("</html>")
+    assert paths.REPORT_HTML.read_text().rstrip().endswith("</html>")

@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Sequence
 
+from hw4.io import paths
 from hw4.io.paths import repo_root
 
 # conf/ of the source tree this package is installed from (an editable install: src/hw4/..).
@@ -47,6 +48,6 @@ def default_params(overrides: Sequence[str] = ()) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hw4 compose")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. profile=demo mlp=homework")
-    parser.add_argument("--output", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--output", type=Path, default=paths.PARAMS)
     args = parser.parse_args(argv)
     print(f"wrote {compose(args.output, args.overrides)}")

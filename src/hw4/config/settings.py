@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from hw4.io import paths
+
 T = TypeVar("T")
 
 
@@ -21,7 +23,7 @@ class ConfigError(ValueError):
     """A params.yaml section that cannot be used as it is."""
 
 
-def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+def load_params(path: str | Path = paths.PARAMS) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such params file (run from the repository root or pass --params)")

@@ -122,3 +122,13 @@ def standardise(features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     mean = features["train"].mean(0)
     std = features["train"].std(0) + 1e-6  # a dimension constant over the training images stays 0
     return {s: ((f - mean) / std).astype(np.float32) for s, f in features.items()}
+
+
+def reduce(features: dict[str, np.ndarray], pca_dim: int, standardised: bool) -> dict[str, np.ndarray]:
+    """PCA to `pca_dim` dimensions (0: none), then standardisation, each fitted on the training split only."""
+    if pca_dim:
+        mean, components = fit_pca(features["train"], pca_dim)
+        features = {s: apply_pca(f, mean, components) for s, f in features.items()}
+    if standardised:
+        features = standardise(features)
+    return features

@@ -21,6 +21,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+PARAMS = Path("params.yaml")  # composed from conf/ (hw4.config.compose); every stage's --params
+DVC_LOCK = Path("dvc.lock")
 RAW = Path("data/raw")  # downloads and generated stand-ins, one folder per target
 PINNED_CHECKSUMS = Path("data/pinned-checksums.json")
 MNIST_FAMILY = Path("data/prepared/mnist_family.pt")
@@ -29,7 +31,17 @@ GRADCHECK = Path("metrics/gradcheck.json")
 MLP_SELECTION = Path("metrics/mlp/select.json")
 MLP_SWEEP_CSV = Path("plots/mlp/sweep.csv")
 MLP_SWEEP_PNG = Path("plots/mlp/figures/sweep.png")
+MLP_FINAL_CSV = Path("plots/mlp/final.csv")  # per seed: not plots/mlp/curves, whose plot draws a validation the final run lacks
 REPORTS = Path("reports")
+REPORT_MD = REPORTS / "report.md"
+REPORT_HTML = REPORTS / "report.html"
+REPORT_FIGURES = REPORTS / "figures"
+REPORT_SUMMARY = REPORTS / "summary.json"  # the headline numbers, one per problem and run
+# In a run's checkpoint folder (RunFiles.checkpoints): what a killed run resumes from, the best
+# epoch's weights, and the MLflow run the checkpoint belongs to.
+LAST_CHECKPOINT = "last.ckpt"
+BEST_CHECKPOINT = "best.ckpt"
+RUN_STATE = "run.json"
 
 
 def repo_root() -> Path:
@@ -56,6 +68,16 @@ def home_root() -> Path:
         if copy.parent.as_posix().endswith("/" + EXPERIMENT_COPIES.as_posix()):
             return copy.parents[len(EXPERIMENT_COPIES.parts)]
     return root
+
+
+def tracking_store() -> Path:
+    """The default MLflow store: SQLite at the root of the repository the run belongs to."""
+    return home_root() / "mlflow.db"
+
+
+def tracking_artifacts(experiment: str) -> Path:
+    """Where the default store keeps an experiment's artifacts, beside it."""
+    return home_root() / "mlartifacts" / experiment
 
 
 def per_seed(path: Path, seed: int) -> Path:

@@ -154,7 +154,7 @@ def evaluate(s: Settings, module: CaptioningModule, data: CocoCaptions, device: 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hw4 captioning", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--params", type=Path, default=paths.PARAMS)
     parser.add_argument("--model", required=True, choices=MODELS)
     add_seed_argument(parser)
     args = parser.parse_args(argv)

@@ -90,7 +90,7 @@ def run(s: Settings, impl: Impl) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hw4 cnn")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--params", type=Path, default=paths.PARAMS)
     parser.add_argument("--impl", choices=["torch", "scratch"], required=True)
     add_seed_argument(parser)
     args = parser.parse_args(argv)

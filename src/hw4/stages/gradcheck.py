@@ -198,7 +198,7 @@ def run(settings: GradcheckSettings) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hw4 gradcheck", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", type=Path)
+    parser.add_argument("--params", default=paths.PARAMS, type=Path)
     args = parser.parse_args(argv)
     settings = section(load_params(args.params), "gradcheck", GradcheckSettings)
     try:

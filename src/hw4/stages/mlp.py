@@ -126,8 +126,7 @@ def run_final(s: Settings) -> dict[str, Any]:
     job = replace(
         _job(s, hidden, RunFiles(EXPERIMENT, "final", s.seed), f"mlp_final@{s.seed}", test=True, tags=tags),
         train_on_val=True,  # the validation split has chosen the size; the retraining learns from it too
-        # Not plots/mlp/curves, whose DVC plot draws the validation accuracy the retraining lacks.
-        curve_csv=per_seed(Path("plots/mlp/final.csv"), s.seed),
+        curve_csv=per_seed(paths.MLP_FINAL_CSV, s.seed),
         extra_metrics={"hidden": hidden, "sweep_run_id": chosen["sweep_run_id"], "val_acc_selected": chosen["val/acc"]},
     )
     return train_classifier(job)
@@ -210,7 +209,7 @@ def _sweep_row(hidden: int, point: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None, final: bool = False) -> None:
     parser = argparse.ArgumentParser(prog="python -m hw4 mlp_final" if final else "python -m hw4 mlp")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--params", type=Path, default=paths.PARAMS)
     if not final:
         parser.add_argument("--hidden", type=int, required=True, help="hidden units of this sweep point")
     add_seed_argument(parser)
@@ -227,7 +226,7 @@ def main_final(argv: list[str] | None = None) -> None:
 
 def main_select(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hw4 mlp_select")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--params", type=Path, default=paths.PARAMS)
     args = parser.parse_args(argv)
     result = run_select(load_settings(args.params), seeds_of(load_params(args.params)))
     print(f"chosen hidden size {result['hidden']} ({METRIC} {result[METRIC]:.4f}): {result['verdict']}")

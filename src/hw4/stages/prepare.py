@@ -21,7 +21,7 @@ from hw4.config.settings import ConfigError, load_params, section
 from hw4.data.formats.mnist import FILES, prepare, save
 from hw4.data.sources.download import verify_file
 from hw4.data.sources.registry import Dataset, Registry, load_registry
-from hw4.data.standins.marker import STANDIN_MARKER
+from hw4.data.standins.marker import is_standin
 from hw4.io import paths
 
 
@@ -53,7 +53,7 @@ def run(
             f"{source}: missing {missing}; run the download stage with "
             f"'{settings.dataset}' in download.datasets first"
         )
-    if not (source / STANDIN_MARKER).exists():
+    if not is_standin(source):
         check_recorded(dataset, source)
     sizes = {spec.name: spec.content_size for spec in dataset.files}
     data = prepare(source, settings.dataset, list(dataset.classes), settings.val_size, sizes)
@@ -79,7 +79,7 @@ def check_recorded(dataset: Dataset, source: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hw4 prepare", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", type=Path)
+    parser.add_argument("--params", default=paths.PARAMS, type=Path)
     args = parser.parse_args(argv)
     settings = section(load_params(args.params), "prepare", PrepareSettings)
     try:

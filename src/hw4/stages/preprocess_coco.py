@@ -2,59 +2,29 @@
 
     python -m hw4 preprocess_coco [--params params.yaml]
 
-Two sources, one output (data/prepared/coco/, see hw4.data.formats.coco_features):
-- `features`: CS231n's `coco_captioning` files (VGG-16 fc7 features, PCA'd or not), checked
-  and copied, optionally with a seeded subsample of the training captions;
-- `raw`: COCO 2014 annotations and images: tokenised, a vocabulary built on the training
-  captions, encoded, and features extracted with a torchvision backbone (optionally PCA'd).
-`meta.json` beside the files says which source, backbone and weights made them, and whether
-the input was generated stand-in data. One MLflow run (experiment `preprocess_coco`) holds the
-settings, meta.json and, for weights: caption_words, the backbone's training loss per epoch.
+Two sources, one output (data/prepared/coco/; hw4.features.coco_prepared does the work):
+CS231n's `coco_captioning` files (`features`), or COCO 2014 annotations and images (`raw`),
+optionally with a seeded subsample of the training captions. `meta.json` beside the files
+says which source, backbone and weights made them, and whether the input was generated
+stand-in data. One MLflow run (experiment `preprocess_coco`) holds the settings, meta.json
+and, for weights: caption_words, the backbone's training loss per epoch.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-import numpy as np
-import torch
+from typing import Any
 
 from hw4.config.seeds import data_seed
 from hw4.config.settings import ConfigError, flatten, load_params, section
-from hw4.data.formats.coco_features import (
-    CAPTIONS_FILE,
-    META_FILE,
-    PREPARED_FEATURE_FILES,
-    SPLITS,
-    CaptionData,
-    CocoDataError,
-    read_layout,
-    subsample_train,
-    write_layout,
-)
-from hw4.data.formats.coco_raw import TooLong, annotations_file, encode_split, image_path, read_split
-from hw4.data.formats.coco_text import Vocabulary
+from hw4.data.formats.coco_features import META_FILE, CocoDataError, subsample_train
 from hw4.data.standins.marker import is_standin
-from hw4.features.caption_words import WordTraining, train_on_caption_words, word_targets
-from hw4.features.image_features import (
-    BACKBONES,
-    Weights,
-    apply_pca,
-    build_backbone,
-    extract,
-    fit_pca,
-    pick_device,
-    standardise,
-)
+from hw4.features.coco_prepared import FeaturesSource, RawSource, Source, caption_files, from_features, from_raw, write_prepared
 from hw4.io import paths
-from hw4.io.outputs import write_json
 from hw4.models.resnet import WeightsError
 from hw4.tracking.runs import StageRun
-from hw4.training import numerics
 from hw4.training.trainer import TrainerSettings
 
 EXPERIMENT = "preprocess_coco"
@@ -63,52 +33,10 @@ MEASURED = ("_captions", "_images", "_too_long", "vocab_size", "feature_dim", "w
 
 
 @dataclass
-class FeaturesSource:
-    """CS231n's files: `pca: true` reads the 512-d PCA'd fc7 features, false the 4096-d ones."""
-
-    pca: bool
-
-    def files(self) -> dict[str, str]:
-        suffix = "_pca" if self.pca else ""
-        return {s: f"{s}2014_vgg16_fc7{suffix}.h5" for s in SPLITS}
-
-
-@dataclass
-class RawSource:
-    min_count: int  # words seen fewer times in the training captions become <UNK>
-    max_length: int  # tokens per encoded caption, <START> and <END> included (CS231n: 17)
-    too_long: TooLong  # a longer caption stops the stage, or is dropped
-    backbone: str
-    weights: Weights
-    weights_file: str
-    image_size: int
-    batch_size: int
-    workers: int  # image-decoding processes
-    device: str  # auto | cpu | cuda | cuda:N
-    threads: int  # torch's CPU threads; 0 leaves torch's default (1 beats 2 on a busy 2-core CPU)
-    word_training: WordTraining  # for weights: caption_words
-    pca_dim: int  # 0 keeps the backbone's features as they are
-    standardise: bool  # zero mean, unit variance per dimension (training statistics)
-
-    def validate(self, where: str) -> None:
-        if self.backbone not in BACKBONES:
-            raise ConfigError(f"params '{where}.backbone': {self.backbone!r} is not one of {list(BACKBONES)}")
-        if self.max_length < 3:
-            raise ConfigError(f"params '{where}.max_length': must leave room for a word, got {self.max_length}")
-        if min(self.min_count, self.image_size, self.batch_size) < 1 or min(self.workers, self.pca_dim, self.threads) < 0:
-            raise ConfigError(
-                f"params '{where}': min_count, image_size and batch_size must be >= 1; workers, threads and pca_dim >= 0"
-            )
-        w = self.word_training
-        if w.epochs < 1 or w.batch_size < 1 or w.lr <= 0:
-            raise ConfigError(f"params '{where}.word_training': epochs and batch_size must be >= 1 and lr > 0")
-
-
-@dataclass
 class PreprocessCocoSettings:
     """params.yaml `preprocess_coco`."""
 
-    source: Literal["features", "raw"]
+    source: Source
     input_dir: str  # the chosen source's files
     max_train: int  # keep this many training captions (seeded draw); 0 keeps all
     features: FeaturesSource
@@ -134,110 +62,17 @@ def run(s: Settings, out_dir: Path = paths.COCO) -> dict[str, Any]:
         raise CocoDataError(f"{input_dir}: no such directory (preprocess_coco.input_dir, source {settings.source})")
     standin = is_standin(input_dir)
     params = flatten({"preprocess_coco": asdict(settings), "trainer": asdict(s.trainer), "seed": s.seed})
-    with StageRun(EXPERIMENT, "preprocess_coco", params, caption_files(settings), standin, run_name=settings.source) as run:
+    with StageRun(EXPERIMENT, "preprocess_coco", params, caption_files(settings.source, input_dir), standin,
+                  run_name=settings.source) as run:
         if settings.source == "features":
             data, meta = from_features(input_dir, settings.features)
         else:
             data, meta = from_raw(input_dir, settings.raw, s.seed, s.trainer, run)
-        meta = write_prepared(subsample_train(data, settings.max_train, s.seed), meta, settings, standin, out_dir)
+        data = subsample_train(data, settings.max_train, s.seed)
+        meta = write_prepared(data, meta, settings.source, settings.max_train, standin, out_dir)
         run.log_metrics({k: v for k, v in meta.items() if k.endswith(MEASURED)})
         run.log_artifact(Path(out_dir) / META_FILE)
         return meta
-
-
-def caption_files(settings: PreprocessCocoSettings) -> list[Path]:
-    """The input's caption files, whose checksums the run records (the images and features are
-    too large to hash on every run; download verified them)."""
-    if settings.source == "features":
-        return [Path(settings.input_dir) / CAPTIONS_FILE]
-    return [annotations_file(Path(settings.input_dir), split) for split in SPLITS]
-
-
-def write_prepared(data: CaptionData, meta: dict[str, Any], settings: PreprocessCocoSettings, standin: bool,
-                   out_dir: Path) -> dict[str, Any]:
-    """The layout and meta.json in `out_dir`, replacing what was there; return the whole meta."""
-    out_dir = Path(out_dir)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    write_layout(data, out_dir, PREPARED_FEATURE_FILES)
-    meta.update(
-        source=settings.source,
-        standin=standin,
-        dataset="coco2014-standin" if standin else "coco2014",
-        vocab_size=len(data.vocab),
-        max_length=int(data.captions["train"].shape[1]),
-        feature_dim=int(data.features["train"].shape[1]),
-        max_train=settings.max_train,
-        **{f"{s}_captions": len(data.captions[s]) for s in SPLITS},
-        **{f"{s}_images": len(data.features[s]) for s in SPLITS},
-    )
-    write_json(out_dir / META_FILE, meta)
-    return meta
-
-
-def from_features(input_dir: Path, source: FeaturesSource) -> tuple[CaptionData, dict[str, Any]]:
-    data = read_layout(input_dir, source.files())
-    meta = {"backbone": "vgg16_fc7", "weights": "imagenet", "pca_dim": 512 if source.pca else 0, "image_dir": None}
-    return data, meta
-
-
-def from_raw(input_dir: Path, raw: RawSource, seed: int, trainer: TrainerSettings, run: StageRun) -> tuple[CaptionData, dict[str, Any]]:
-    splits = {s: read_split(input_dir, s) for s in SPLITS}
-    vocab = Vocabulary.build((c.words for c in splits["train"].captions), raw.min_count)
-    captions, idxs, dropped = {}, {}, {}
-    for s in SPLITS:
-        captions[s], idxs[s], dropped[s] = encode_split(splits[s], vocab, raw.max_length, raw.too_long)
-    paths = {s: [image_path(input_dir, s, name) for name in splits[s].file_names] for s in SPLITS}
-    words = word_targets(captions["train"], idxs["train"], len(paths["train"]), vocab)
-    features, meta = image_features(paths, words, raw, seed, trainer, run)
-    urls = {s: [f"{s}2014/{name}" for name in splits[s].file_names] for s in SPLITS}
-    meta.update(
-        image_dir=str(input_dir),  # URL-list lines are relative to it
-        min_count=raw.min_count,
-        **{f"{s}_dropped_too_long": dropped[s] for s in SPLITS},
-    )
-    return CaptionData(vocab, captions, idxs, features, urls), meta
-
-
-def image_features(
-    paths: dict[str, list[Path]], words: torch.Tensor, raw: RawSource, seed: int, trainer: TrainerSettings, run: StageRun
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Backbone features of every image, (images, D) per split, and what made them.
-
-    `words` (training images, V) are the training captions' words, the targets when the
-    backbone is trained on them (weights: caption_words).
-    """
-    numerics.configure(trainer.numerics, raw.threads)
-    net, dim = build_backbone(raw.backbone, raw.weights, Path(raw.weights_file) if raw.weights_file else None, seed)
-    device = pick_device(raw.device)
-    meta: dict[str, Any] = {"backbone": raw.backbone, "weights": raw.weights, "image_size": raw.image_size,
-                            "provenance": numerics.provenance(trainer.numerics)}
-    if raw.weights == "caption_words":
-        meta["word_training_loss"] = train_on_caption_words(
-            net, dim, paths["train"], words, raw.word_training, raw.image_size, backbone_trainer(trainer, raw, device), run, raw.workers, seed
-        )
-    features = {
-        s: extract(net, paths[s], raw.image_size, raw.batch_size, device, raw.workers, f"{raw.backbone} features, {s} ({device})")
-        for s in SPLITS
-    }
-    meta.update(pca_dim=raw.pca_dim, standardised=raw.standardise)
-    return reduce_features(features, raw), meta
-
-
-def backbone_trainer(trainer: TrainerSettings, raw: RawSource, device: torch.device) -> TrainerSettings:
-    """The trainer's numerics, precision and determinism on `raw`'s one device and threads:
-    a preprocessing step, so not spread over the training stages' devices or nodes."""
-    accelerator, devices = ("cpu", 1) if device.type == "cpu" else ("gpu", f"{device.index or 0},")  # "N,": device N
-    return replace(trainer, accelerator=accelerator, devices=devices, num_nodes=1, strategy="auto", threads=raw.threads)
-
-
-def reduce_features(features: dict[str, np.ndarray], raw: RawSource) -> dict[str, np.ndarray]:
-    """PCA, then standardisation, each fitted on the training split only."""
-    if raw.pca_dim:
-        mean, components = fit_pca(features["train"], raw.pca_dim)
-        features = {s: apply_pca(f, mean, components) for s, f in features.items()}
-    if raw.standardise:
-        features = standardise(features)
-    return features
 
 
 def load_settings(params_path: Path) -> Settings:
@@ -255,7 +90,7 @@ def load_settings(params_path: Path) -> Settings:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hw4 preprocess_coco", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", type=Path)
+    parser.add_argument("--params", default=paths.PARAMS, type=Path)
     args = parser.parse_args(argv)
     settings = load_settings(args.params)
     try:

@@ -22,6 +22,7 @@ from hw4.config.seeds import add_seed_argument
 from hw4.config.settings import ConfigError, flatten, load_params, section
 from hw4.data.loaders.image_folders import ImageFolderData, ImageFolderError, tree_sha256
 from hw4.data.standins.marker import is_standin
+from hw4.io import paths
 from hw4.io.paths import RunFiles
 from hw4.models.resnet import Pretrained, Weights, WeightsError, resnet18_classifier, resolve_weights
 from hw4.training.tracked_fit import Fitted, RunOutputs, Training, tracked_fit
@@ -190,7 +191,7 @@ def _label(mode: Mode, seed: int, weights: Weights, standin: bool) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hw4 transfer", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--params", type=Path, default=paths.PARAMS)
     parser.add_argument("--mode", choices=MODES, required=True)
     add_seed_argument(parser)
     args = parser.parse_args(argv)

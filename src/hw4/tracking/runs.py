@@ -25,7 +25,7 @@ from pytorch_lightning.loggers.logger import Logger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from hw4.io import atomic
-from hw4.io.paths import home_root
+from hw4.io.paths import LAST_CHECKPOINT, RUN_STATE, tracking_artifacts, tracking_store
 from hw4.tracking import sqlite_store
 from hw4.tracking.provenance import provenance_tags
 
@@ -41,7 +41,7 @@ _MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
 def tracking_uri() -> str:
     """$MLFLOW_TRACKING_URI (a server, say), else SQLite at the root of the repository the run
     belongs to (never in the copy a queued DVC experiment runs in: DVC deletes it)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home_root() / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"{_SQLITE}{tracking_store()}"
 
 
 def is_global_rank_zero() -> bool:
@@ -78,7 +78,7 @@ def experiment_id(name: str) -> str:
     # With the default SQLite store, artifacts go beside it, whatever the cwd of the stage.
     location = None
     if "MLFLOW_TRACKING_URI" not in os.environ:
-        location = (home_root() / "mlartifacts" / name).as_uri()
+        location = tracking_artifacts(name).as_uri()
     return c.create_experiment(name, artifact_location=location)
 
 
@@ -94,11 +94,11 @@ class ResumeState:
 
     @property
     def checkpoint(self) -> Path:
-        return self.directory / "last.ckpt"
+        return self.directory / LAST_CHECKPOINT
 
     @property
     def _file(self) -> Path:
-        return self.directory / "run.json"
+        return self.directory / RUN_STATE
 
     def resumable_run(self, phash: str) -> str | None:
         """The run to continue: same params, not finished, and a checkpoint to resume from."""

@@ -22,8 +22,8 @@ class CaptioningModule(TrackedModule):
     small, and the epoch means are exact under DDP (the states are summed across ranks).
     """
 
-    def __init__(self, net: Captioner, optim: OptimSettings, blind: bool = False, log_every_n_steps: int = 50):
-        super().__init__(optim, log_every_n_steps)
+    def __init__(self, net: Captioner, optim: OptimSettings, blind: bool = False):
+        super().__init__(optim)
         self.net = net
         self.blind = blind
         self.loss = nn.ModuleDict({f"{s}_": MeanMetric() for s in ("train", "val")})  # "train" is a Module method

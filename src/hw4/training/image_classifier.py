@@ -32,9 +32,9 @@ class ImageClassifier(TrackedModule):
 
     def __init__(
         self, net: nn.Module, optim: OptimSettings, mean: float, std: float,
-        num_classes: int = 10, log_every_n_steps: int = 50, augment: Augment = "none",
+        num_classes: int = 10, augment: Augment = "none",
     ):
-        super().__init__(optim, log_every_n_steps)
+        super().__init__(optim)
         self.net = net
         self.augment = augment
         self.mean, self.std = mean, std  # of the training pixels in [0, 1]

@@ -49,13 +49,13 @@ class TrackedModule(pl.LightningModule):
 
     On a 2-core CPU a small model's step is shorter than Lightning's automatic-optimisation
     closure plus a per-step `self.log` (benchmarks/bench_lightning.py), so subclasses compute
-    their metrics once per epoch and the training loss is logged only every `log_every_n_steps`.
+    their metrics once per epoch and the training loss is logged only every
+    `trainer.log_every_n_steps` (params `trainer.log_every_n_steps`).
     """
 
-    def __init__(self, optim: OptimSettings, log_every_n_steps: int = 50):
+    def __init__(self, optim: OptimSettings):
         super().__init__()
         self.optim = optim
-        self.log_every_n_steps = log_every_n_steps
         self.automatic_optimization = False
         self.history: list[dict[str, float]] = []  # epoch metrics, one row per epoch
         self.first_epoch = 0  # the epoch this fit started at: after a resume, the checkpoint's
@@ -91,7 +91,7 @@ class TrackedModule(pl.LightningModule):
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         opt.step()
-        if (self.global_step + 1) % self.log_every_n_steps == 0 and self.logger is not None:
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0 and self.logger is not None:
             self.logger.log_metrics({"train/loss_step": loss.item()}, step=self.global_step)
 
     def _end_train_epoch(self) -> None:

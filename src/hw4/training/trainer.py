@@ -11,6 +11,7 @@ from pytorch_lightning.accelerators import AcceleratorRegistry
 from pytorch_lightning.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.strategies import StrategyRegistry
 
+from hw4.io.paths import BEST_CHECKPOINT, LAST_CHECKPOINT
 from hw4.tracking.runs import StageRun
 from hw4.training import numerics
 
@@ -35,6 +36,7 @@ class TrainerSettings:
     precision: str
     deterministic: bool
     progress_bar: bool
+    log_every_n_steps: int  # train/loss_step every this many optimiser steps
     threads: int  # torch intra-op threads on the CPU; 0 leaves torch's default (fast only)
     numerics: numerics.Mode  # portable: the same floats on any x86-64 CPU
 
@@ -54,6 +56,8 @@ class TrainerSettings:
                 f"params '{where}.devices': {self.devices!r} is not a device count; use auto, -1 (all), "
                 f"a number from 1, or a list of device indices such as '0,1'"
             )
+        if self.log_every_n_steps < 1:
+            raise ConfigError(f"params '{where}.log_every_n_steps': must be at least 1")
         if self.num_nodes < 1:
             raise ConfigError(f"params '{where}.num_nodes': must be at least 1")
         if self.threads < 0:
@@ -117,7 +121,6 @@ def build_trainer(
     checkpoint_dir: Path | None = None,
     best: Monitor | None = None,
     callbacks: Sequence[Callback] = (),
-    log_every_n_steps: int = 50,
     **overrides,
 ) -> pl.Trainer:
     """A Trainer on whatever accelerators are present, logging into `run`.
@@ -139,12 +142,12 @@ def build_trainer(
     if checkpoint_dir is not None:
         if best is not None:  # first: it is `trainer.checkpoint_callback`, with `best_model_path`
             all_callbacks.insert(0, ModelCheckpoint(
-                dirpath=checkpoint_dir, filename="best", monitor=best.metric, mode=best.mode, save_top_k=1,
+                dirpath=checkpoint_dir, filename=Path(BEST_CHECKPOINT).stem, monitor=best.metric, mode=best.mode, save_top_k=1,
                 save_weights_only=True, enable_version_counter=False,
             ))
         # Overwritten every epoch: what a killed run resumes from (ResumeState.checkpoint).
         all_callbacks.append(
-            ModelCheckpoint(dirpath=checkpoint_dir, filename="last", save_top_k=1, enable_version_counter=False)
+            ModelCheckpoint(dirpath=checkpoint_dir, filename=Path(LAST_CHECKPOINT).stem, save_top_k=1, enable_version_counter=False)
         )
     return pl.Trainer(
         accelerator=settings.accelerator,
@@ -159,7 +162,7 @@ def build_trainer(
         enable_checkpointing=checkpoint_dir is not None,
         enable_progress_bar=settings.progress_bar,
         enable_model_summary=False,
-        log_every_n_steps=log_every_n_steps,
+        log_every_n_steps=settings.log_every_n_steps,
         # The in-memory batch loaders shard by rank themselves, without padding, so every
         # validation and test sample is seen exactly once (Lightning#7929).
         use_distributed_sampler=False,

@@ -24,7 +24,7 @@ from hw4.io import atomic
 SPLITS = ("train", "val")
 CAPTIONS_FILE = "coco2014_captions.h5"
 VOCAB_FILE = "coco2014_vocab.json"
-META_FILE = "meta.json"  # beside the prepared layout: what made it (see stages/preprocess_coco.py)
+META_FILE = "meta.json"  # beside the prepared layout: what made it (see hw4.features.coco_prepared)
 PREPARED_FEATURE_FILES = {s: f"{s}2014_features.h5" for s in SPLITS}  # whatever backbone made them
 
 

@@ -12,7 +12,7 @@ from typing import Mapping
 import torch
 
 from hw4.data.formats.idx import IMAGES_MAGIC, LABELS_MAGIC, IdxError, read_idx
-from hw4.data.standins.marker import STANDIN_MARKER
+from hw4.data.standins.marker import is_standin
 from hw4.io import atomic
 from hw4.io.checksums import file_sha256
 
@@ -70,7 +70,7 @@ def prepare(
     meta = {
         "dataset": dataset,
         "classes": list(classes),
-        "standin": (raw_dir / STANDIN_MARKER).exists(),
+        "standin": is_standin(raw_dir),
         "sha256": {name: file_sha256(raw_dir / name) for name in FILES.values()},
     }
     return {

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from hw4.data.sources.archives import TAR_SUFFIXES
+from hw4.data.standins.marker import STANDIN_MARKER
 
 DEFAULT_PATH = Path(__file__).with_name("registry.yaml")
 
@@ -146,3 +147,22 @@ def _is_hex(value: Any, length: int | None) -> bool:
 def _require(condition: Any, message: str) -> None:
     if not condition:
         raise RegistryError(message)
+
+
+def registry_names(registry: Registry, target: str) -> set[str]:
+    """The names of every registry file that lands in data/raw/<target>."""
+    return {spec.name for d in registry.values() if d.target == target for spec in d.files}
+
+
+def owned_names(registry: Registry, dataset: Dataset, spec: FileSpec) -> dict[str, str]:
+    """Top-level names in the target that `spec`'s archive may not write: every registry file
+    of that target (itself included), what the target's other archives unpack to, the marker."""
+    owned = {STANDIN_MARKER: "the stand-in marker"}
+    for other in registry.values():
+        if other.target != dataset.target:
+            continue
+        for f in other.files:
+            owned[f.name] = f"{other.key} (its file {f.name})"
+            if f is not spec:
+                owned.update({name: f"{other.key} ({f.name} unpacks to it)" for name in f.unpacks_to})
+    return owned
