@@ -36,6 +36,13 @@ def replacing(path: Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+def clear_parts(path: Path) -> None:
+    """Remove the temporary files a killed writer left for `path` (one writer at a time)."""
+    path = Path(path)
+    for stale in path.parent.glob(part_prefix(path) + "*"):
+        stale.unlink(missing_ok=True)
+
+
 def write_text(path: Path, text: str) -> Path:
     with replacing(path) as tmp:
         tmp.write_text(text)

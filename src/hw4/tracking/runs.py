@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -100,23 +101,30 @@ class ResumeState:
     def _file(self) -> Path:
         return self.directory / RUN_STATE
 
-    def resumable_run(self, phash: str) -> str | None:
-        """The run to continue: same params, not finished, and a checkpoint to resume from."""
-        if not self._file.is_file() or not self.checkpoint.is_file():
+    def _state(self) -> dict[str, Any] | None:
+        if not self._file.is_file():
             return None
         try:
             state = json.loads(self._file.read_text())
-            if state.get("params_hash") != phash or state.get("finished"):
-                return None
-            return str(state["run_id"])
-        except (json.JSONDecodeError, AttributeError, KeyError) as e:
+            str(state["run_id"])
+            return state
+        except (json.JSONDecodeError, TypeError, KeyError) as e:
             # Written atomically since; an older copy may still be cut short by a crash.
-            warnings.warn(f"{self._file} is unreadable ({e!r}); not resuming, the stage starts a new run", stacklevel=2)
+            warnings.warn(f"{self._file} is unreadable ({e!r}); not resuming, the stage starts a new run", stacklevel=3)
             return None
 
-    def checkpoint_to_resume(self, phash: str) -> Path | None:
-        """Decided from files alone, so every DDP rank reaches the same answer."""
-        return self.checkpoint if self.resumable_run(phash) else None
+    def resumable_run(self, phash: str) -> str | None:
+        """The run to continue: same params, not finished, and a checkpoint to resume from.
+        Decided from files alone, so every DDP rank reaches the same answer."""
+        state = self._state()
+        if state is None or not self.checkpoint.is_file() or state.get("params_hash") != phash or state.get("finished"):
+            return None
+        return str(state["run_id"])
+
+    def interrupted_run(self) -> str | None:
+        """The run a killed stage left unfinished, whatever its params."""
+        state = self._state()
+        return None if state is None or state.get("finished") else str(state["run_id"])
 
     def clear_checkpoints(self) -> None:
         """The last and the best checkpoint of a run that is not resumed: the new run's best
@@ -180,15 +188,22 @@ class StageRun:
         c = client()
         phash = params_hash(self.params)
         run_id = os.environ.get("MLFLOW_RUN_ID")
+        tags = {**provenance_tags(self.stage, self.data_files, self.standin), **self.tags}
         if self.resume is not None:
             resumable = self.resume.resumable_run(phash)
             self.resumed = resumable is not None
-            if not self.resumed:
+            if self.resumed:
+                tags["resumed"] = "true"
+                problem = _unusable(resumable)
+                if problem and not run_id:
+                    _say(f"MLflow run {resumable} {problem}; the training resumes from {self.resume.checkpoint} "
+                         f"into a new run, tagged resumed_from={resumable}")
+                    tags["resumed_from"] = resumable
+                    resumable = None
+            else:
                 self.resume.clear_checkpoints()  # a finished or different run's: never resumed
+                _close_interrupted(self.resume.interrupted_run())
             run_id = run_id or resumable
-        tags = {**provenance_tags(self.stage, self.data_files, self.standin), **self.tags}
-        if self.resumed:
-            tags["resumed"] = "true"
         if run_id:
             c.update_run(run_id, status="RUNNING")
         else:
@@ -303,6 +318,32 @@ class MLflowRunLogger(Logger):
     @rank_zero_only
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
         pass
+
+
+def _say(message: str) -> None:
+    """One line on what a resume found and what the stage does about it."""
+    print(f"resume: {message}", file=sys.stderr, flush=True)
+
+
+def _unusable(run_id: str) -> str | None:
+    """Why `run_id` cannot be logged into again, or None when it is an active run of the store."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client().get_run(run_id)
+    except MlflowException:
+        return f"is not in the tracking store {tracking_uri()}"
+    return "was deleted" if run.info.lifecycle_stage == "deleted" else None
+
+
+def _close_interrupted(run_id: str | None) -> None:
+    """A killed run that will not be continued (its checkpoint is gone, or its params changed)
+    ends KILLED rather than RUNNING forever."""
+    if run_id is None or _unusable(run_id):
+        return
+    if client().get_run(run_id).info.status == "RUNNING":
+        client().set_terminated(run_id, "KILLED")
+        _say(f"MLflow run {run_id} was interrupted and cannot be continued; marked KILLED, the stage starts a new run")
 
 
 def log_files(run_id: str, paths: Sequence[Path]) -> None:

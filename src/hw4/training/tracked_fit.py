@@ -21,6 +21,7 @@ from pytorch_lightning.callbacks import Callback
 
 from hw4.io.paths import RunFiles
 from hw4.tracking.runs import ResumeState, StageRun, params_hash
+from hw4.training.checkpoint_io import checkpoint_to_resume
 from hw4.training.run_outputs import write_run_outputs
 from hw4.training.tracked_module import TrackedModule
 from hw4.training.trainer import Monitor, TrainerSettings, build_trainer
@@ -82,7 +83,7 @@ def tracked_fit(
     """Train `make_module()` on `data` as one MLflow run; on rank 0 write the run's files and
     return its record (on every other rank: {})."""
     resume = ResumeState(job.files.checkpoints)
-    ckpt_path = resume.checkpoint_to_resume(params_hash(job.params))
+    ckpt_path = checkpoint_to_resume(resume, params_hash(job.params))
     with StageRun(job.experiment, job.stage, job.params, job.data_files, job.standin, resume, job.tags, job.run_name) as run:
         pl.seed_everything(job.seed, workers=True)  # the initial weights follow the seed
         module = make_module()

@@ -13,6 +13,7 @@ from pytorch_lightning.strategies import StrategyRegistry
 
 from hw4.io.paths import BEST_CHECKPOINT, LAST_CHECKPOINT
 from hw4.tracking.runs import StageRun
+from hw4.training.checkpoint_io import AtomicCheckpointIO
 from hw4.training import numerics
 
 # Lightning's precision names: its list is private (lightning_fabric.connector._PRECISION_INPUT_STR and
@@ -126,7 +127,8 @@ def build_trainer(
     """A Trainer on whatever accelerators are present, logging into `run`.
 
     In `checkpoint_dir`: `last.ckpt`, what a killed run resumes from, and with `best` the
-    weights of the epoch best by that metric (the first to reach it), `best.ckpt`. The
+    weights of the epoch best by that metric (the first to reach it), `best.ckpt`; each
+    written whole or not at all (AtomicCheckpointIO). The
     learning rate goes to MLflow through LearningRateMonitor, as `lr`.
 
     Determinism: Lightning seeds nothing itself, so stages call `pl.seed_everything` first;
@@ -160,6 +162,7 @@ def build_trainer(
         logger=run.lightning_logger(),
         callbacks=all_callbacks,
         enable_checkpointing=checkpoint_dir is not None,
+        plugins=[AtomicCheckpointIO()],
         enable_progress_bar=settings.progress_bar,
         enable_model_summary=False,
         log_every_n_steps=settings.log_every_n_steps,

@@ -179,7 +179,7 @@ def fetch(
     refused copy cannot make every later good one a "checksum mismatch"."""
     target = Path(target_dir) / spec.name
     target.parent.mkdir(parents=True, exist_ok=True)
-    clear_stale_parts(target)
+    atomic.clear_parts(target)
     expected = Expected.of(spec, lock.get(lock_key(dataset, spec)) if spec.pin else None)
     tried: list[tuple[str, str]] = []
 
@@ -215,12 +215,6 @@ def set_aside(path: Path) -> Path:
     aside = path.with_name(path.name + REJECTED_SUFFIX)
     os.replace(path, aside)
     return aside
-
-
-def clear_stale_parts(target: Path) -> None:
-    """Remove the temporary files a killed run left for `target` (one download runs at a time)."""
-    for stale in target.parent.glob(atomic.part_prefix(target) + "*"):
-        stale.unlink(missing_ok=True)
 
 
 def _first_good(
