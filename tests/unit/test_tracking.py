@@ -108,3 +108,14 @@ def test_an_unreadable_run_json_is_nothing_to_resume(tmp_path: Path):
     (tmp_path / "ckpt" / "run.json").write_text('{"run_id": "aaa')  # cut short by a crash
     with pytest.warns(UserWarning, match=r"run\.json is unreadable .*not resuming, the stage starts a new run"):
         assert state.resumable_run("hash") is None
+
+
+def test_an_experiment_deleted_in_the_ui_is_restored_for_the_next_run(capsys):
+    with StageRun("unit", "unit_stage", {}):
+        pass
+    c = MlflowClient(tracking.tracking_uri())
+    c.delete_experiment(c.get_experiment_by_name("unit").experiment_id)
+    with StageRun("unit", "unit_stage", {}) as run:
+        pass
+    assert "tracking: MLflow experiment 'unit' was deleted; restored it" in capsys.readouterr().err
+    assert c.get_run(run.run_id).info.status == "FINISHED" and len(_runs("unit")) == 2

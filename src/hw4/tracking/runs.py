@@ -74,6 +74,10 @@ def client() -> "MlflowClient":
 def experiment_id(name: str) -> str:
     c = client()
     exp = c.get_experiment_by_name(name)
+    if exp is not None and exp.lifecycle_stage == "deleted":
+        # Deleted in the UI, its name still taken: no run could be created in it or under its name.
+        c.restore_experiment(exp.experiment_id)
+        _say(f"MLflow experiment {name!r} was deleted; restored it (delete its runs one by one instead)", "tracking")
     if exp is not None:
         return exp.experiment_id
     # With the default SQLite store, artifacts go beside it, whatever the cwd of the stage.
@@ -320,9 +324,9 @@ class MLflowRunLogger(Logger):
         pass
 
 
-def _say(message: str) -> None:
-    """One line on what a resume found and what the stage does about it."""
-    print(f"resume: {message}", file=sys.stderr, flush=True)
+def _say(message: str, topic: str = "resume") -> None:
+    """One line on what the stage found left over and what it does about it."""
+    print(f"{topic}: {message}", file=sys.stderr, flush=True)
 
 
 def _unusable(run_id: str) -> str | None:
