@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from hw4.io.outputs import HEADLINE
+from hw4.stages.mlp import HEADLINE
 from tests.conftest import tiny_mlp_params
 from tests.pipeline.conftest import DvcRepo
 

@@ -127,27 +127,44 @@ def test_modules_imported_by_name_are_followed():
     assert {SRC / "hw4/data/standins/coco.py", SRC / "hw4/data/standins/hymenoptera.py"} <= code
 
 
-# Training stages: (their settings section, its dataclass, the list the DVC matrix iterates).
-TRAINING = {
-    "mlp": ("mlp", "hw4.stages.mlp:MLPSettings", "hidden_sizes"),
-    "mlp_final": ("mlp", "hw4.stages.mlp:MLPSettings", "hidden_sizes"),
-    "cnn": ("cnn", "hw4.stages.cnn:CNNSettings", "impls"),
-    "transfer": ("transfer", "hw4.stages.transfer:TransferSettings", "modes"),
-    "captioning": ("captioning", "hw4.stages.captioning:CaptioningSettings", "models"),
-}
+def training_stages() -> dict[str, tuple[str, type, set[str]]]:
+    """Every stage that trains (its params list `trainer`), found in dvc.yaml: (its settings
+    section, that section's dataclass in the stage module's `Settings`, the section's fields a
+    DVC matrix iterates: they decide which stages exist, and are no stage's param)."""
+    import importlib
+    import re
+    import typing
+
+    all_stages = stages()
+    iterated = {m.group(1) for st in all_stages.values() for v in (st.get("matrix") or {}).values()
+                if (m := re.fullmatch(r"\$\{(\w+\.\w+)\}", str(v)))}
+    found = {}
+    for name, stage in all_stages.items():
+        params = [str(p) for p in stage.get("params", [])]
+        if "trainer" not in params:
+            continue
+        (section,) = {p.split(".")[0] for p in params if p != "trainer"}
+        module = importlib.import_module(commands()[stage["cmd"].split()[3]].split(":")[0])
+        cls = typing.get_type_hints(module.Settings)[section]
+        found[name] = (section, cls, {f.split(".")[1] for f in iterated if f.startswith(f"{section}.")})
+    return found
+
+
+TRAINING = training_stages()
+
+
+def test_the_training_stages_are_found():
+    assert {"mlp", "mlp_final", "cnn", "transfer", "captioning"} <= set(TRAINING)
 
 
 @pytest.mark.parametrize("name", list(TRAINING))
 def test_a_training_stage_reruns_for_every_setting_it_reads(name: str):
-    """Each field of the stage's section is a DVC param of the stage (the matrix's list aside:
-    it decides which stages exist), so a changed setting reruns the stage."""
+    """Each field of the stage's section is a DVC param of the stage (the matrix's lists aside:
+    they decide which stages exist), so a changed setting reruns the stage."""
     import dataclasses
-    import importlib
 
-    section, target, matrix_list = TRAINING[name]
-    module, cls = target.split(":")
-    fields = {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), cls))} - {matrix_list}
+    section, cls, matrix_lists = TRAINING[name]
+    fields = {f.name for f in dataclasses.fields(cls)} - matrix_lists
     params = [str(p) for p in stages()[name]["params"]]
     missing = sorted(f for f in fields if section not in params and f"{section}.{f}" not in params)
     assert not missing, f"dvc.yaml stage {name}: add to params: {[f'{section}.{f}' for f in missing]}"
-    assert "trainer" in params

@@ -51,14 +51,15 @@ def killed_mid_write(code: str, target: str, limit: int) -> None:
     assert done.returncode == -signal.SIGXFSZ, f"not killed mid-write (rc {done.returncode}): {done.stderr}"
 
 
-BIG = {"val/acc": 0.75, "notes": "x" * 50_000}  # big enough to be cut in the middle
+BIG = {"val/acc": 0.75, "notes": "x" * 50_000, "headline": ["val/acc"]}  # big enough to be cut in the middle
+SMALL = {"val/acc": 0.5, "headline": ["val/acc"]}
 
 
 def test_results_and_metrics_json(isolated_workdir: Path):
-    write_results(Path("metrics/m.json"), {"val/acc": 0.5})
+    write_results(Path("metrics/m.json"), SMALL)
     code = f"from pathlib import Path; from hw4.io.outputs import write_results; write_results(Path('metrics/m.json'), {BIG!r})"
     killed_mid_write(code, "m.json", 4096)
-    assert read_json(Path("results/m.json"), "test") == {"val/acc": 0.5}  # the old record, whole
+    assert read_json(Path("results/m.json"), "test") == SMALL  # the old record, whole
     assert read_json(Path("metrics/m.json"), "test") == {"val/acc": 0.5}
 
     write_results(Path("metrics/m.json"), BIG)

@@ -22,17 +22,13 @@ def write_json(path: Path, data: Mapping[str, Any]) -> Path:
     return atomic.write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-# The keys of the DVC metrics files. Each stage keeps its full record (run id, data set,
-# every number) in results/ and copies these headline numbers, under these shared names,
-# into metrics/: so `dvc metrics show` is one narrow table across all stages.
-HEADLINE = ("hidden", "val/acc", "val/acc_best", "test/acc", "val/bleu4", "val/cider",
-            "layers_failed", "max_abs_err", "train_time_s")
-
-
 def write_results(metrics_path: Path, record: Mapping[str, Any]) -> tuple[Path, Path]:
-    """The full record (what later stages and the report read) and its headline metrics
-    (with their standard deviations over seeds where the record is a summary, hw4.config.seeds)."""
-    keys = [k for name in HEADLINE for k in (name, f"{name}_std")]
+    """The full record (what later stages and the report read) and its headline numbers, the
+    DVC metrics file (with their standard deviations over seeds where the record is a summary,
+    hw4.config.seeds). Each stage keeps everything in results/ and names in the record's
+    `headline` the numbers its task shows in `dvc metrics show`, under names the stages share
+    (`val/acc`, `test/acc`, ...), so that command is one narrow table across all stages."""
+    keys = [k for name in record.get("headline", ()) for k in (name, f"{name}_std")]
     headline = {k: record[k] for k in keys if is_number(record.get(k))}
     return write_json(record_path(metrics_path), record), write_json(metrics_path, headline)
 

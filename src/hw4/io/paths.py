@@ -23,6 +23,7 @@ from pathlib import Path
 
 PARAMS = Path("params.yaml")  # composed from conf/ (hw4.config.compose); every stage's --params
 DVC_LOCK = Path("dvc.lock")
+RESULTS = Path("results")  # every stage's full record (metrics/ holds the headline numbers)
 RAW = Path("data/raw")  # downloads and generated stand-ins, one folder per target
 PINNED_CHECKSUMS = Path("data/pinned-checksums.json")
 MNIST_FAMILY = Path("data/prepared/mnist_family.pt")
@@ -88,7 +89,13 @@ def per_seed(path: Path, seed: int) -> Path:
 
 def record_path(metrics_path: Path) -> Path:
     """metrics/<name>.json -> results/<name>.json, the full record behind the metrics file."""
-    return Path("results") / Path(metrics_path).relative_to("metrics")
+    return RESULTS / Path(metrics_path).relative_to("metrics")
+
+
+def evaluation_records() -> dict[str, Path]:
+    """<task>/<name> -> results/<task>/<name>.json: where each evaluation's summary over seeds
+    goes (select.json, a record of the same depth, is among them)."""
+    return {f"{p.parent.name}/{p.stem}": p for p in sorted(RESULTS.glob("*/*.json"))}
 
 
 def summary_metrics(evaluation: str) -> Path:

@@ -66,6 +66,22 @@ class TransferRun:
     curve: list[dict[str, float | None]]  # one row per epoch: val/acc, ...
 
 
+# The tasks the homework's problems show (report.sections); any other task's evaluations get a
+# section of their headline numbers, found by the results/<task>/<name>.json convention.
+PROBLEM_TASKS = ("mlp", "cnn", "captioning", "transfer")
+
+
+def other_evaluations() -> dict[str, dict[str, Any]]:
+    """<task>/<name> -> the summary over seeds of every evaluation of a task with no problem."""
+    found = {}
+    for evaluation, path in paths.evaluation_records().items():
+        if evaluation.split("/")[0] not in PROBLEM_TASKS:
+            record = read_json(path)
+            if "seeds" in record and "headline" in record:
+                found[evaluation] = record
+    return found
+
+
 @dataclass
 class Inputs:
     """Every number here but the gradient check's is a summary over seeds (hw4.config.seeds)."""
@@ -77,6 +93,7 @@ class Inputs:
     cnn: dict[str, CNNRun]
     captioning: dict[str, CaptioningRun]
     transfer: dict[str, TransferRun]
+    others: dict[str, dict[str, Any]]  # <task>/<name> -> summary, of the tasks with no problem
 
     def layers(self) -> dict[str, dict[str, Any]]:
         """The gradient check's results per layer (the file's other entries are about the run)."""
@@ -91,11 +108,15 @@ class Inputs:
         for task, runs in (("cnn", self.cnn), ("captioning", self.captioning), ("transfer", self.transfer)):
             for k, r in runs.items():
                 ids |= {f"{task}_seeds@{k}": r.metrics.get("run_id")} | _seed_runs(f"{task}@{k}-", r.metrics)
+        for evaluation, r in self.others.items():
+            task, name = evaluation.split("/")
+            ids |= {f"{task}_seeds@{name}": r.get("run_id")} | _seed_runs(f"{task}@{name}-", r)
         return ids
 
     def standin(self) -> bool:
         """Whether any number in the report was computed on generated stand-in data."""
-        metrics = [*self.points.values(), self.final, *(r.metrics for r in (*self.cnn.values(), *self.captioning.values(), *self.transfer.values()))]
+        metrics = [*self.points.values(), self.final, *self.others.values(),
+                   *(r.metrics for r in (*self.cnn.values(), *self.captioning.values(), *self.transfer.values()))]
         return any(bool(m.get("standin")) for m in metrics)
 
 
@@ -152,6 +173,7 @@ def collect(members: Members) -> Inputs:
         cnn={k: _read_cnn(k, first) for k in members.cnn},
         captioning={k: _read_captioning(k, first) for k in members.captioning},
         transfer={k: _read_transfer(k, first) for k in members.transfer},
+        others=other_evaluations(),
     )
 
 

@@ -204,5 +204,24 @@ def _best_epoch(m: Mapping[str, Any]) -> str:
     return f"epoch {NA if epoch is None else epoch}"
 
 
+def other_tasks(inputs: Inputs, ctx: Context) -> list[Section]:
+    """A section per task without a problem of its own: each evaluation's headline numbers, as
+    its stage names them (the record's `headline`), mean ± std over its seeds."""
+    tasks: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for evaluation, record in inputs.others.items():
+        task, name = evaluation.split("/")
+        tasks.setdefault(task, {})[name] = record
+    sections = []
+    for task, evaluations in tasks.items():
+        numbers = list(dict.fromkeys(k for r in evaluations.values() for k in r["headline"]))
+        rows = [[f"`{name}`", *(cells.score(r, k) for k in numbers), ", ".join(map(str, r.get("seeds", []))), *ctx.provenance(r)]
+                for name, r in evaluations.items()]
+        sections.append(Section(f"Task `{task}`", [
+            Text(f"Each evaluation of `{task}` over its seeds (`results/{task}/<name>.json`), with the numbers its stage names."),
+            Table(["evaluation", *numbers, "seeds", *PROVENANCE], rows),
+        ]))
+    return sections
+
+
 def problems(inputs: Inputs, ctx: Context) -> list[Section]:
-    return [f(inputs, ctx) for f in (problem1, problem2, problem3, problem4, problem5)]
+    return [*(f(inputs, ctx) for f in (problem1, problem2, problem3, problem4, problem5)), *other_tasks(inputs, ctx)]

@@ -34,6 +34,7 @@ from hw4.training.trainer import EarlyStoppingSettings, Monitor, TrainerSettings
 
 EXPERIMENT = "captioning"
 MODELS = ("rnn", "lstm", "blind")
+HEADLINE = ("val/bleu4", "val/cider", "train_time_s")  # in `dvc metrics show`
 
 
 @dataclass
@@ -112,7 +113,7 @@ def run(s: Settings, model: str, data_dir: Path = paths.COCO) -> dict[str, Any]:
     stage = f"captioning@{model}-{s.seed}"
     training = Training(
         EXPERIMENT, stage, out, run_params(s, model, data.meta), s.seed, s.trainer, c.epochs,
-        data.meta.get("dataset", "unknown"), bool(data.meta.get("standin", False)),
+        data.meta.get("dataset", "unknown"), bool(data.meta.get("standin", False)), HEADLINE,
         data_files=[Path(data_dir) / CAPTIONS_FILE, *(Path(data_dir) / f for f in PREPARED_FEATURE_FILES.values())],
         run_name=f"{model} (seed {s.seed})", best=Monitor("val/loss", "min"), callbacks=c.early_stopping.callbacks(),
     )

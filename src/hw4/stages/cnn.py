@@ -29,6 +29,7 @@ from hw4.training.tracked_module import OptimSettings
 from hw4.training.trainer import EarlyStoppingSettings, TrainerSettings, trainer_and_seed
 
 EXPERIMENT = "cnn"
+HEADLINE = ("val/acc", "val/acc_best", "test/acc", "train_time_s")  # in `dvc metrics show`
 
 
 @dataclass
@@ -80,6 +81,7 @@ def run(s: Settings, impl: Impl) -> dict[str, Any]:
         eval_batch_size=s.cnn.eval_batch_size,
         seed=s.seed,
         files=RunFiles(EXPERIMENT, impl, s.seed),
+        headline=HEADLINE,
         extra_metrics={"impl": impl},
         test=True,
         augment=s.cnn.augment,

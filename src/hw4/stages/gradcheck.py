@@ -186,7 +186,8 @@ def run(settings: GradcheckSettings) -> dict[str, Any]:
         results = check_all(settings)
         failed = [name for name, r in results.items() if not r["passed"]]
         worst = max(max(r["max_abs_err_out"], r["max_abs_err_grad"]) for r in results.values())
-        record = {**results, "layers_failed": len(failed), "max_abs_err": worst, "run_id": mlflow_run.run_id}
+        record = {**results, "layers_failed": len(failed), "max_abs_err": worst, "run_id": mlflow_run.run_id,
+                  "headline": ["layers_failed", "max_abs_err"]}
         written = write_results(paths.GRADCHECK, record)
         mlflow_run.log_metrics({f"{name}/{k}": float(v) for name, r in results.items() for k, v in r.items() if k.startswith("max_abs_err")})
         for path in written:

@@ -35,6 +35,7 @@ from hw4.training.tracked_module import OptimSettings
 from hw4.training.trainer import EarlyStoppingSettings, TrainerSettings, trainer_and_seed
 
 EXPERIMENT = "mlp"
+HEADLINE = ("hidden", "val/acc", "val/acc_best", "test/acc", "train_time_s")  # in `dvc metrics show`, where the run has them
 METRIC = "val/acc"  # the selection's: the last epoch's validation accuracy, as the homework reported it
 
 
@@ -105,6 +106,7 @@ def _job(s: Settings, hidden: int, files: RunFiles, stage: str, test: bool, tags
         steps_per_call=s.mlp.steps_per_call,
         seed=s.seed,
         files=files,
+        headline=HEADLINE,
         extra_metrics={"hidden": hidden},
         test=test,
         early_stopping=s.mlp.early_stopping,
@@ -189,6 +191,7 @@ def run_select(s: Settings, seeds: list[int]) -> dict[str, Any]:
             "points": {str(h): points[h] for h in sorted(points)},
             "dataset": points[best].get("dataset"),
             "standin": standin,
+            "headline": ["hidden", METRIC],
         }
         written = write_results(paths.MLP_SELECTION, result)
         run.log_metrics({"best_hidden": best, "best_val_acc": scores[best],

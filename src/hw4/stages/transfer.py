@@ -32,6 +32,7 @@ from hw4.training.transfer_module import MODES, Mode, TransferClassifier, mode_c
 
 EXPERIMENT = "transfer"
 DATASET = "hymenoptera"
+HEADLINE = ("val/acc", "val/acc_best", "train_time_s")  # in `dvc metrics show`
 CURVE_COLUMNS = ("epoch", "train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "lr", "epoch_time_s")
 
 
@@ -104,7 +105,7 @@ def run(s: Settings, mode: Mode) -> dict[str, Any]:
     label = _label(mode, s.seed, weights, standin)
     training = Training(
         EXPERIMENT, f"transfer@{mode}-{s.seed}", RunFiles(EXPERIMENT, mode, s.seed), params, s.seed, s.trainer, t.epochs,
-        DATASET, standin, tags={"mode": mode, "weights": weights.kind}, run_name=label,
+        DATASET, standin, HEADLINE, tags={"mode": mode, "weights": weights.kind}, run_name=label,
         # The tutorial's `best_model_wts`: the weights of the first epoch with the best validation accuracy.
         best=Monitor("val/acc", "max"), callbacks=[*mode_callbacks(mode), *t.early_stopping.callbacks()],
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from torch import nn
 
@@ -34,6 +34,7 @@ class ClassifierJob:
     eval_batch_size: int
     seed: int
     files: RunFiles  # where its metrics, curves, weights and checkpoints go
+    headline: Sequence[str]  # its task's numbers in `dvc metrics show`
     extra_metrics: Mapping[str, Any] = field(default_factory=dict)
     test: bool = False
     augment: Augment = "none"
@@ -61,7 +62,7 @@ def train_classifier(job: ClassifierJob) -> dict[str, Any]:
         stopping = job.early_stopping.callbacks() if job.early_stopping else []
         validation = {"best": Monitor("val/acc", "max"), "callbacks": stopping}
     training = Training(job.experiment, job.stage, job.files, params, job.seed, job.trainer, job.epochs, dataset,
-                        standin=bool(data.meta.get("standin", False)), data_files=[job.data_path], tags=job.tags,
+                        standin=bool(data.meta.get("standin", False)), headline=job.headline, data_files=[job.data_path], tags=job.tags,
                         test=job.test, **validation)
 
     def make_module() -> ImageClassifier:

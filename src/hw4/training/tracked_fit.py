@@ -40,6 +40,7 @@ class Training:
     epochs: int
     dataset: str
     standin: bool
+    headline: Sequence[str]  # the task's numbers in `dvc metrics show` (hw4.io.outputs.write_results)
     data_files: Sequence[Path] = ()  # their sha256s become tags
     tags: Mapping[str, str] = field(default_factory=dict)
     run_name: str | None = None
@@ -97,7 +98,7 @@ def tracked_fit(
         out = outputs(Fitted(run, module, trainer, train_time))
         record = out.record | {
             "train_time_s": round(train_time, 2), "seed": job.seed, "run_id": run.run_id, "dataset": job.dataset,
-            "standin": job.standin, "provenance": run.provenance,
+            "standin": job.standin, "provenance": run.provenance, "headline": list(job.headline),
         }
         write_run_outputs(run, job.files, record, out.rows, out.panels, out.title, out.weights, out.curve_csv, out.extra_files)
         run.log_metrics({**out.logged, "train_time_s": train_time}, step=out.logged_step)
