@@ -1,6 +1,6 @@
 """A stage killed mid-training, then left with a fault a kill or a user causes, runs again to
-one FINISHED run with no hand work: a torn checkpoint, a deleted MLflow run, a checkpoint write
-cut short. Each stage is a real process, SIGKILLed after its first checkpoint."""
+one FINISHED run with no hand work: a torn checkpoint, one made by other code, a deleted MLflow
+run, a checkpoint write cut short. Each stage is a real process, SIGKILLed after its first checkpoint."""
 
 from __future__ import annotations
 
@@ -69,6 +69,21 @@ def test_a_torn_checkpoint_is_moved_aside_and_the_stage_starts_over(isolated_wor
     assert val_acc_steps(new) == list(range(EPOCHS))
     record = json.loads(RECORD.read_text())
     assert record["run_id"] == new and record["epochs"] == record["epochs_trained"] == EPOCHS
+
+
+@pytest.mark.slow
+def test_a_checkpoint_other_code_made_is_moved_aside_and_the_stage_starts_over(isolated_workdir: Path):
+    killed = killed_mlp_run(isolated_workdir)
+    # The network was edited after the kill (a layer renamed), its params unchanged.
+    checkpoint = torch.load(CKPT, weights_only=False)
+    checkpoint["state_dict"] = {k.replace("net.", "net.renamed_", 1): v for k, v in checkpoint["state_dict"].items()}
+    torch.save(checkpoint, CKPT)
+
+    result = hw4("mlp", "--hidden", "16")
+    assert f"resume: {CKPT} was made by other code: its weights do not fit this network" in result.stderr
+    status = {r.info.run_id: r.info.status for r in all_runs()}
+    assert status.pop(killed) == "KILLED" and list(status.values()) == ["FINISHED"]
+    assert json.loads(RECORD.read_text())["epochs_trained"] == EPOCHS
 
 
 @pytest.mark.slow

@@ -6,8 +6,9 @@ kill or a full disk can leave half a `last.ckpt`, from which every later resume 
 `AtomicCheckpointIO` (Lightning's `CheckpointIO` plugin, installed by `build_trainer`) writes
 beside the destination, flushes and renames (`hw4.io.atomic`), so a reader sees the previous
 checkpoint or the new one. `checkpoint_to_resume` checks a checkpoint before Lightning loads
-it: one that cannot be read (torn by an older writer, or by hand) is moved aside, and the
-stage starts over instead of failing on every later attempt.
+it: one that cannot be read (torn by an older writer, or by hand) or whose weights do not fit
+the network the code builds now is moved aside, and the stage starts over instead of failing
+on every later attempt.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import os
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
+from torch import nn
 
 from hw4.io import atomic
 from hw4.tracking.runs import ResumeState, is_global_rank_zero
@@ -42,23 +44,34 @@ def unreadable(path: Path) -> str | None:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
     except (OSError, zipfile.BadZipFile) as e:
-        return f"not a complete checkpoint ({e})"
-    return f"its entry {bad} is damaged (CRC mismatch)" if bad else None
+        return f"is not a complete checkpoint ({e})"
+    return f"has a damaged entry {bad} (CRC mismatch)" if bad else None
 
 
-def checkpoint_to_resume(resume: ResumeState, phash: str) -> Path | None:
+def incompatible(path: Path, make_module: Callable[[], nn.Module]) -> str | None:
+    """Why the weights saved at `path` do not fit the module the code builds now (a killed run,
+    then an edit of the network with the same params), or None."""
+    with torch.random.fork_rng(devices=[]):  # a throwaway module: the real one's initial weights stay the seed's
+        expected = {k: tuple(v.shape) for k, v in make_module().state_dict().items()}
+    saved = torch.load(path, map_location="cpu", weights_only=False, mmap=True)  # our own file: Lightning's state
+    found = {k: tuple(v.shape) for k, v in saved.get("state_dict", {}).items()}
+    differ = sorted(set(expected) ^ set(found)) or sorted(k for k in expected if expected[k] != found[k])
+    return f"was made by other code: its weights do not fit this network ({', '.join(differ[:3])})" if differ else None
+
+
+def checkpoint_to_resume(resume: ResumeState, phash: str, make_module: Callable[[], nn.Module]) -> Path | None:
     """The checkpoint a restarted stage continues from, or None to start over. Decided from
     files alone, so every DDP rank reaches the same answer; only rank 0 moves a file."""
     if is_global_rank_zero():
         atomic.clear_parts(resume.checkpoint)  # what a kill mid-write left; never read
     if resume.resumable_run(phash) is None:
         return None
-    problem = unreadable(resume.checkpoint)
+    problem = unreadable(resume.checkpoint) or incompatible(resume.checkpoint, make_module)
     if problem is None:
         return resume.checkpoint
     if is_global_rank_zero():
         aside = resume.checkpoint.with_name(resume.checkpoint.name + UNREADABLE_SUFFIX)
         os.replace(resume.checkpoint, aside)
-        print(f"resume: {resume.checkpoint} is {problem}; moved aside to {aside}, the stage starts over",
+        print(f"resume: {resume.checkpoint} {problem}; moved aside to {aside}, the stage starts over",
               file=sys.stderr, flush=True)
     return None

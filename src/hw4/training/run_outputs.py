@@ -7,6 +7,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from hw4.io import atomic
 from hw4.io.outputs import plot_curves, write_csv, write_results
 from hw4.io.paths import RunFiles
 from hw4.tracking.runs import StageRun
@@ -29,7 +30,7 @@ def write_run_outputs(
     written = write_results(files.metrics, record)
     csv = write_csv(curve_csv or files.curve_csv, rows)
     png = plot_curves(files.curve_png, rows, "epoch", panels, title=title)
-    files.weights.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(weights, files.weights)
+    with atomic.replacing(files.weights) as tmp:  # a later stage or a user never loads half of it
+        torch.save(weights, tmp)
     for path in (*written, csv, png, files.weights, *extra):
         run.log_artifact(path)

@@ -84,7 +84,7 @@ def tracked_fit(
     """Train `make_module()` on `data` as one MLflow run; on rank 0 write the run's files and
     return its record (on every other rank: {})."""
     resume = ResumeState(job.files.checkpoints)
-    ckpt_path = checkpoint_to_resume(resume, params_hash(job.params))
+    ckpt_path = checkpoint_to_resume(resume, params_hash(job.params), make_module)
     with StageRun(job.experiment, job.stage, job.params, job.data_files, job.standin, resume, job.tags, job.run_name) as run:
         pl.seed_everything(job.seed, workers=True)  # the initial weights follow the seed
         module = make_module()
