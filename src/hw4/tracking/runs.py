@@ -110,12 +110,14 @@ class ResumeState:
             return None
         try:
             state = json.loads(self._file.read_text())
-            str(state["run_id"])
-            return state
-        except (json.JSONDecodeError, TypeError, KeyError) as e:
+            problem = None if isinstance(state, dict) and "run_id" in state else "no run_id in it"
+        except json.JSONDecodeError as e:
+            problem = repr(e)
+        if problem:
             # Written atomically since; an older copy may still be cut short by a crash.
-            warnings.warn(f"{self._file} is unreadable ({e!r}); not resuming, the stage starts a new run", stacklevel=3)
+            warnings.warn(f"{self._file} is unreadable ({problem}); not resuming, the stage starts a new run", stacklevel=3)
             return None
+        return state
 
     def resumable_run(self, phash: str) -> str | None:
         """The run to continue: same params, not finished, and a checkpoint to resume from.
