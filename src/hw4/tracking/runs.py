@@ -77,7 +77,7 @@ def experiment_id(name: str) -> str:
     if exp is not None and exp.lifecycle_stage == "deleted":
         # Deleted in the UI, its name still taken: no run could be created in it or under its name.
         c.restore_experiment(exp.experiment_id)
-        _say(f"MLflow experiment {name!r} was deleted; restored it (delete its runs one by one instead)", "tracking")
+        say(f"MLflow experiment {name!r} was deleted; restored it (delete its runs one by one instead)", "tracking")
     if exp is not None:
         return exp.experiment_id
     # With the default SQLite store, artifacts go beside it, whatever the cwd of the stage.
@@ -202,7 +202,7 @@ class StageRun:
                 tags["resumed"] = "true"
                 problem = _unusable(resumable)
                 if problem and not run_id:
-                    _say(f"MLflow run {resumable} {problem}; the training resumes from {self.resume.checkpoint} "
+                    say(f"MLflow run {resumable} {problem}; the training resumes from {self.resume.checkpoint} "
                          f"into a new run, tagged resumed_from={resumable}")
                     tags["resumed_from"] = resumable
                     resumable = None
@@ -326,7 +326,7 @@ class MLflowRunLogger(Logger):
         pass
 
 
-def _say(message: str, topic: str = "resume") -> None:
+def say(message: str, topic: str = "resume") -> None:
     """One line on what the stage found left over and what it does about it."""
     print(f"{topic}: {message}", file=sys.stderr, flush=True)
 
@@ -345,11 +345,17 @@ def _unusable(run_id: str) -> str | None:
 def _close_interrupted(run_id: str | None) -> None:
     """A killed run that will not be continued (its checkpoint is gone, or its params changed)
     ends KILLED rather than RUNNING forever."""
-    if run_id is None or _unusable(run_id):
+    from mlflow.exceptions import MlflowException
+
+    if run_id is None:
         return
-    if client().get_run(run_id).info.status == "RUNNING":
+    try:
+        info = client().get_run(run_id).info
+    except MlflowException:
+        return  # not in this store: nothing to close
+    if info.lifecycle_stage == "active" and info.status == "RUNNING":
         client().set_terminated(run_id, "KILLED")
-        _say(f"MLflow run {run_id} was interrupted and cannot be continued; marked KILLED, the stage starts a new run")
+        say(f"MLflow run {run_id} was interrupted and cannot be continued; marked KILLED, the stage starts a new run")
 
 
 def log_files(run_id: str, paths: Sequence[Path]) -> None:

@@ -21,6 +21,7 @@ from typing import Callable
 # Bytes 18 and 19 of a SQLite file's header: the write and read format, 2 in WAL mode.
 _FORMAT_BYTES = slice(18, 20)
 _WAL = b"\x02\x02"
+_prepared: set[Path] = set()  # stores this process has seen ready: every MLflow call opens a client
 
 
 def is_wal(path: Path) -> bool:
@@ -34,13 +35,16 @@ def is_wal(path: Path) -> bool:
 def prepare(path: Path, create_tables: Callable[[], object]) -> None:
     """Make sure the store at `path` has its tables and is in WAL mode; `create_tables` opens
     it with MLflow, which creates (or migrates) the tables."""
+    if path in _prepared:
+        return
     if is_wal(path):
+        _prepared.add(path)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
-        if is_wal(path):
-            return  # another process finished it while this one waited
-        create_tables()
-        with closing(sqlite3.connect(path, timeout=60)) as db:
-            db.execute("PRAGMA journal_mode=WAL")
+        if not is_wal(path):  # another process may have finished it while this one waited
+            create_tables()
+            with closing(sqlite3.connect(path, timeout=60)) as db:
+                db.execute("PRAGMA journal_mode=WAL")
+    _prepared.add(path)

@@ -14,7 +14,6 @@ on every later attempt.
 from __future__ import annotations
 
 import os
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -24,7 +23,7 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 from torch import nn
 
 from hw4.io import atomic
-from hw4.tracking.runs import ResumeState, is_global_rank_zero
+from hw4.tracking.runs import ResumeState, is_global_rank_zero, say
 
 UNREADABLE_SUFFIX = ".unreadable"  # a checkpoint moved aside: kept for a look, never resumed from
 
@@ -72,6 +71,5 @@ def checkpoint_to_resume(resume: ResumeState, phash: str, make_module: Callable[
     if is_global_rank_zero():
         aside = resume.checkpoint.with_name(resume.checkpoint.name + UNREADABLE_SUFFIX)
         os.replace(resume.checkpoint, aside)
-        print(f"resume: {resume.checkpoint} {problem}; moved aside to {aside}, the stage starts over",
-              file=sys.stderr, flush=True)
+        say(f"{resume.checkpoint} {problem}; moved aside to {aside}, the stage starts over")
     return None
