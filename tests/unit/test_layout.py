@@ -24,6 +24,7 @@ MAY_IMPORT = {
     "features": {"features", "training", "tracking", "models", "data", "io", "config"},
     "evaluation": {"evaluation", "training", "models", "data", "io", "config"},
     "report": {"report", "io", "config"},
+    "serving": {"serving", "features", "evaluation", "models", "layers", "data", "tracking", "io", "config"},
     "stages": {"training", "features", "evaluation", "report", "tracking", "models", "layers", "data", "io", "config"},
 }
 

@@ -68,6 +68,8 @@ class CNNConfig:
 
 
 class CNN(nn.Module):
+    config_class = CNNConfig  # hw4.models.nets.NetSpec builds it from JSON
+
     def __init__(self, config: CNNConfig, impl: Impl = "torch"):
         super().__init__()
         self.config = config

@@ -18,6 +18,8 @@ class MLPConfig:
 
 
 class MLP(nn.Module):
+    config_class = MLPConfig  # hw4.models.nets.NetSpec builds it from JSON
+
     def __init__(self, config: MLPConfig, impl: Impl = "torch"):
         super().__init__()
         layers = layer_classes(impl)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from hw4.config.settings import ConfigError, flatten, load_params, section
 from hw4.io import paths
 from hw4.io.paths import RunFiles
 from hw4.models.cnn import CNN, CNNConfig, Impl
+from hw4.models.nets import NetSpec
 from hw4.tracking.runs import is_global_rank_zero
 from hw4.training.classifier_job import ClassifierJob, train_classifier
 from hw4.training.image_classifier import Augment
@@ -71,7 +71,7 @@ def run(s: Settings, impl: Impl) -> dict[str, Any]:
     job = ClassifierJob(
         experiment=EXPERIMENT,
         stage=f"cnn@{impl}-{s.seed}",
-        build_net=partial(CNN, s.cnn.arch, impl=impl),
+        net=NetSpec(CNN, s.cnn.arch, impl),
         params=flatten({"impl": impl, "seed": s.seed, "cnn": cnn, "trainer": asdict(s.trainer)}),
         data_path=paths.MNIST_FAMILY,
         trainer=s.trainer,
@@ -86,6 +86,7 @@ def run(s: Settings, impl: Impl) -> dict[str, Any]:
         test=True,
         augment=s.cnn.augment,
         early_stopping=s.cnn.early_stopping,
+        score="val/acc",  # the last epoch's, whose weights are saved
     )
     return train_classifier(job)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict, dataclass, replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from hw4.io import paths
 from hw4.io.outputs import plot_curves, read_json, write_csv, write_results
 from hw4.io.paths import RunFiles, per_seed, record_path
 from hw4.models.mlp import MLP, Impl, MLPConfig
+from hw4.models.nets import NetSpec
 from hw4.tracking.runs import StageRun, adopt_children, is_global_rank_zero
 from hw4.training.classifier_job import ClassifierJob, train_classifier
 from hw4.training.tracked_module import OptimSettings
@@ -95,7 +95,7 @@ def _job(s: Settings, hidden: int, files: RunFiles, stage: str, test: bool, tags
     return ClassifierJob(
         experiment=EXPERIMENT,
         stage=stage,
-        build_net=partial(MLP, MLPConfig(hidden=hidden), impl=s.mlp.impl),
+        net=NetSpec(MLP, MLPConfig(hidden=hidden), s.mlp.impl),
         params=_point_params(s, hidden),
         data_path=paths.MNIST_FAMILY,
         trainer=s.trainer,
@@ -130,6 +130,7 @@ def run_final(s: Settings) -> dict[str, Any]:
         train_on_val=True,  # the validation split has chosen the size; the retraining learns from it too
         curve_csv=per_seed(paths.MLP_FINAL_CSV, s.seed),
         extra_metrics={"hidden": hidden, "sweep_run_id": chosen["sweep_run_id"], "val_acc_selected": chosen["val/acc"]},
+        score="val_acc_selected",  # the chosen size's mean over seeds: this run trains on val
     )
     return train_classifier(job)
 

@@ -1,4 +1,5 @@
-"""MLflow, owned here: no module outside hw4.tracking imports mlflow.
+"""MLflow, owned here: no module outside hw4.tracking imports mlflow but the models'
+PythonModels (hw4.serving), which MLflow loads.
 
 One stage run is one MLflow run. Only the global rank-0 process talks to MLflow; on every
 other rank a `StageRun` is inert, so DDP and multi-node launches make exactly one run.

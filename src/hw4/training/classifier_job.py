@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
-
-from torch import nn
+from typing import Any, Mapping, Sequence
 
 from hw4.data.loaders.mnist_batches import MnistFamilyData
 from hw4.io.paths import RunFiles
+from hw4.models.nets import NetSpec
+from hw4.tracking.logged_models import ModelToLog
 from hw4.training.image_classifier import Augment, ImageClassifier
 from hw4.training.tracked_fit import Fitted, RunOutputs, Training, tracked_fit
 from hw4.training.tracked_module import OptimSettings
@@ -24,7 +24,7 @@ from hw4.training.trainer import EarlyStoppingSettings, Monitor, TrainerSettings
 class ClassifierJob:
     experiment: str
     stage: str  # the DVC stage name, e.g. "mlp@150-0" (hidden size, seed)
-    build_net: Callable[[], nn.Module]  # called after seeding, so the initial weights follow the seed
+    net: NetSpec  # built after seeding, so the initial weights follow the seed
     params: Mapping[str, Any]  # flattened settings, logged as MLflow params
     data_path: Path
     trainer: TrainerSettings
@@ -43,6 +43,9 @@ class ClassifierJob:
     steps_per_call: int = 1  # optimiser steps per training_step (ImageClassifier.training_step)
     curve_csv: Path | None = None  # instead of files.curve_csv
     early_stopping: EarlyStoppingSettings | None = None  # ignored with train_on_val: nothing to monitor
+    # An evaluation run's: the record's validation score its registered model is ranked by
+    # (hw4.tracking.logged_models); None: the model is logged, not registered.
+    score: str | None = None
 
 
 def train_classifier(job: ClassifierJob) -> dict[str, Any]:
@@ -66,18 +69,34 @@ def train_classifier(job: ClassifierJob) -> dict[str, Any]:
                         test=job.test, **validation)
 
     def make_module() -> ImageClassifier:
-        return ImageClassifier(job.build_net(), job.optim, data.mean, data.std, augment=job.augment)
+        return ImageClassifier(job.net.build(), job.optim, data.mean, data.std, augment=job.augment)
 
     def outputs(fitted: Fitted) -> RunOutputs:
         history = fitted.module.history
         rows = [{k: v for k, v in r.items() if not k.startswith("test/")} for r in history]
+        record = summarise(history, fitted, len(data.data["train_x"])) | dict(job.extra_metrics)
         return RunOutputs(
-            record=summarise(history, fitted, len(data.data["train_x"])) | dict(job.extra_metrics),
+            record=record,
             rows=rows, panels={"loss": ["train/loss", "val/loss"], "accuracy": ["train/acc", "val/acc"]},
             title=job.stage, weights=fitted.module.net.state_dict(), curve_csv=job.curve_csv,
+            model=logged_model(job, data, record),
         )
 
     return tracked_fit(training, make_module, data, outputs)
+
+
+def logged_model(job: ClassifierJob, data: MnistFamilyData, record: Mapping[str, Any]) -> ModelToLog:
+    """The network as an MLflow Model that takes images (hw4.serving.image_classifier)."""
+    spec = {"net": job.net.to_json(), "mean": data.mean, "std": data.std,
+            "classes": list(data.meta.get("classes", range(job.net.config.num_classes))),
+            "dataset": data.meta.get("dataset", "unknown")}
+    return ModelToLog(
+        flavor="hw4.serving.image_classifier", files={"weights": job.files.weights}, specs={"spec": spec},
+        example=data.data["test_x"][:2].cpu().numpy(),
+        task=job.experiment if job.score else None,
+        score=record.get(job.score) if job.score else None, score_name=job.score or "",
+        tags={"dataset": str(spec["dataset"]), "seed": str(job.seed)},
+    )
 
 
 def summarise(history: list[dict[str, float]], fitted: Fitted, train_samples: int) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
 from hw4.io.paths import RunFiles
+from hw4.tracking.logged_models import ModelToLog, log_model
 from hw4.tracking.runs import ResumeState, StageRun, params_hash
 from hw4.training.checkpoint_io import checkpoint_to_resume
 from hw4.training.run_outputs import write_run_outputs
@@ -73,6 +74,7 @@ class RunOutputs:
     extra_files: Sequence[Path] = ()  # written by the stage, logged beside the others
     logged: Mapping[str, float] = field(default_factory=dict)  # further run metrics
     logged_step: int | None = None
+    model: ModelToLog | None = None  # the network as an MLflow Model (written weights + specs)
 
 
 def tracked_fit(
@@ -102,6 +104,8 @@ def tracked_fit(
         }
         write_run_outputs(run, job.files, record, out.rows, out.panels, out.title, out.weights, out.curve_csv, out.extra_files)
         run.log_metrics({**out.logged, "train_time_s": train_time}, step=out.logged_step)
+        if out.model is not None and run.active:
+            log_model(run.run_id, out.model)
         return record
 
 

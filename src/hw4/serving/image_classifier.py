@@ -1,0 +1,87 @@
+"""The MLP's and the CNN's MLflow Model: PNG/JPEG images in, class, label and probabilities out.
+
+Logged by `hw4.tracking.logged_models` with the network's spec and weights as artifacts and
+the hw4 package as code, so `mlflow.pyfunc.load_model(uri)` rebuilds it anywhere torch is.
+The input is one column, `image`: the bytes of an encoded image of any size (base64 in a JSON
+request), as a user has them; a uint8 array (N, 28, 28) goes in as `png_column(array)`.
+Pixels are resized to the data's size and normalised as in training (`normalise`, the
+training split's mean and std), so the model predicts what the stage's network predicts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import torch
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types.schema import Array, ColSpec, DataType, Schema
+
+from hw4.data.formats.images import ImageDecodeError, decode, encode_png
+from hw4.data.loaders.mnist_batches import normalise
+from hw4.models.nets import NetSpec
+
+INPUT = "image"
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec(DataType.binary, INPUT)]),
+    outputs=Schema([
+        ColSpec(DataType.long, "class"),
+        ColSpec(DataType.string, "label"),
+        ColSpec(DataType.double, "probability"),
+        ColSpec(Array(DataType.double), "probabilities"),
+    ]),
+)  # fmt: skip
+
+
+def png_column(images: np.ndarray) -> pd.DataFrame:
+    """uint8 images (N, H, W) -> the model's input frame."""
+    return pd.DataFrame({INPUT: [encode_png(image) for image in np.asarray(images)]})
+
+
+example = png_column  # the input example logged with the model
+
+
+def images_of(frame: Any, size: tuple[int, int], mode: str) -> np.ndarray:
+    """The `image` column decoded: (N, H, W) or (N, H, W, 3) uint8. An error names the row
+    and says what was expected, for the caller (HTTP 400 when served)."""
+    if not isinstance(frame, pd.DataFrame) or INPUT not in frame.columns:
+        raise MlflowException.invalid_parameter_value(
+            f"expected a frame with one column {INPUT!r} of PNG/JPEG bytes (base64 in JSON), got {type(frame).__name__}")
+    if len(frame) == 0:
+        raise MlflowException.invalid_parameter_value(f"empty batch: send at least one image in column {INPUT!r}")
+    pixels = []
+    for row, data in enumerate(frame[INPUT]):
+        try:
+            pixels.append(decode(data, mode, size))
+        except ImageDecodeError as e:
+            raise MlflowException.invalid_parameter_value(f"row {row} of column {INPUT!r}: {e}") from None
+    return np.stack(pixels)
+
+
+class Model(mlflow.pyfunc.PythonModel):
+    def load_context(self, context: Any) -> None:
+        spec = json.loads(Path(context.artifacts["spec"]).read_text())
+        net_spec = NetSpec.from_json(spec["net"])
+        self.net = net_spec.build().eval()
+        self.net.load_state_dict(torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True))
+        self.mean, self.std, self.classes = spec["mean"], spec["std"], spec["classes"]
+        side = getattr(net_spec.config, "image_size", 28)
+        self.size = (side, side)
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        images = torch.from_numpy(images_of(model_input, self.size, "L"))  # (N, 28, 28) uint8
+        with torch.inference_mode():
+            logits = self.net(normalise(images, self.mean, self.std).unsqueeze(1))  # (N, classes)
+            probs = logits.softmax(-1).double()
+        best = probs.argmax(-1)
+        return pd.DataFrame({
+            "class": best.numpy(),
+            "label": [self.classes[i] for i in best.tolist()],
+            "probability": probs.gather(1, best[:, None])[:, 0].numpy(),
+            "probabilities": list(probs.numpy()),
+        })  # fmt: skip

@@ -1,0 +1,132 @@
+"""MLflow Models and the Model Registry: a run's network as a model anyone can load, and
+the champion of each task.
+
+A training run logs its network as an MLflow Model (a pyfunc: `ModelToLog.flavor` names the
+module of hw4.serving with its PythonModel). An evaluation run also registers it as a version of `hw4-<task>`
+tagged with its dataset, stand-in, seed, commit and run; the alias `champion` then points at
+the version with the best validation score, a real-data version always before a stand-in one
+(never the test score: that would choose on the test set).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from hw4.tracking.runs import client, say, tracking_uri
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+
+CHAMPION = "champion"
+ARTIFACT_PATH = "model"  # the run's model: runs:/<run id>/model
+SCORE_TAG = "validation_score"
+REGISTRY_PREFIX = "hw4-"
+
+
+@dataclass
+class ModelToLog:
+    """A run's network as an MLflow Model."""
+
+    flavor: str  # a module of hw4.serving defining `Model` (a PythonModel), `SIGNATURE` and `example(pixels)`
+    files: Mapping[str, Path]  # artifacts its `load_context` reads, e.g. the weights
+    specs: Mapping[str, dict[str, Any]]  # JSON artifacts written at logging time, e.g. the network's spec
+    example: Any  # pixels for `example()`: the model's input example
+    task: str | None = None  # registered as hw4-<task> (an evaluation run); None: logged only
+    score: float | None = None  # the validation score the champion is chosen by
+    score_name: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)  # on the registered version
+
+
+def registered_name(task: str) -> str:
+    return f"{REGISTRY_PREFIX}{task}"
+
+
+def log_model(run_id: str, model: ModelToLog) -> str:
+    """Log `model` into run `run_id`; register it when it names a task. Returns its URI."""
+    import mlflow
+
+    module = importlib.import_module(model.flavor)  # imported here: it needs mlflow, torch, PIL
+    hw4_package = Path(importlib.import_module("hw4").__file__).parent
+    mlflow.set_tracking_uri(tracking_uri())
+    client()  # the SQLite store's tables, before the fluent API touches it
+    with tempfile.TemporaryDirectory() as tmp:
+        artifacts = {name: str(path) for name, path in model.files.items()}
+        for name, spec in model.specs.items():
+            path = Path(tmp) / f"{name}.json"
+            path.write_text(json.dumps(spec, indent=1))
+            artifacts[name] = str(path)
+        # Logged into the run itself, not a new one: start_run(run_id) resumes it, and the
+        # caller's StageRun sets its final status after.
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.pyfunc.log_model(
+                name=ARTIFACT_PATH,
+                python_model=module.Model(),
+                artifacts=artifacts,
+                code_paths=[str(hw4_package)],
+                signature=module.SIGNATURE,
+                input_example=module.example(model.example),
+                pip_requirements=requirements(),
+            )
+    if model.task is not None:
+        register(run_id, info.model_uri, model)
+    return info.model_uri
+
+
+def requirements() -> list[str]:
+    """The libraries the model's code imports, pinned to the versions it was logged with."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("torch", "torchvision", "numpy", "pandas", "pillow")]
+
+
+def register(run_id: str, model_uri: str, model: ModelToLog) -> "ModelVersion":
+    """A new version of hw4-<task>, tagged; crowned champion if it validates best."""
+    from mlflow.exceptions import MlflowException
+
+    c = client()
+    name = registered_name(model.task)
+    try:
+        c.create_registered_model(name, description=f"hw4 task {model.task}: the champion alias is the best by {model.score_name}")
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    run_tags = c.get_run(run_id).data.tags
+    tags = {
+        "run_id": run_id,
+        "commit": run_tags.get("git.commit", "unknown"),
+        "standin": run_tags.get("data.standin", "unknown"),
+        "dvc.stage": run_tags.get("dvc.stage", ""),
+        "score_name": model.score_name,
+        SCORE_TAG: "" if model.score is None else repr(float(model.score)),
+        **model.tags,
+    }
+    version = c.create_model_version(name, source=model_uri, run_id=run_id, tags=tags)
+    crown_best(name)
+    return version
+
+
+def rank(version: "ModelVersion") -> tuple[bool, float]:
+    """How versions are compared: real data first, then the validation score."""
+    tags = version.tags
+    score = tags.get(SCORE_TAG, "")
+    return tags.get("standin") == "false", float(score) if score else float("-inf")
+
+
+def crown_best(name: str) -> "ModelVersion | None":
+    """Point `champion` at the best version of `name` (ties: the older version keeps it)."""
+    c = client()
+    versions = c.search_model_versions(f"name = '{name}'")
+    if not versions:
+        return None
+    best = max(sorted(versions, key=lambda v: int(v.version)), key=rank)
+    current = c.get_registered_model(name).aliases.get(CHAMPION)
+    if str(current) != str(best.version):
+        c.set_registered_model_alias(name, CHAMPION, best.version)
+        say(f"{name} version {best.version} ({best.tags.get('score_name')} {best.tags.get(SCORE_TAG)}, "
+            f"stand-in {best.tags.get('standin')}) is now {CHAMPION}", "registry")
+    return best

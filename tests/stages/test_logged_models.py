@@ -1,0 +1,95 @@
+"""The MLP's and the CNN's MLflow Models, loaded in a fresh process, and the registry's champion."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from hw4.stages import cnn
+from hw4.tracking import runs as tracking
+from hw4.serving.image_classifier import png_column
+from hw4.tracking.logged_models import CHAMPION, crown_best
+from tests.conftest import write_params
+from tests.stages.test_cnn import tiny_cnn_params
+
+# A fresh interpreter: the model comes back from the registry with nothing of the test's imported.
+PREDICT_TEST_SPLIT = """
+import json, sys
+import mlflow, numpy as np, torch
+from hw4.serving.image_classifier import png_column
+data = torch.load("data/prepared/mnist_family.pt", weights_only=True)
+model = mlflow.pyfunc.load_model(sys.argv[1])
+out = model.predict(png_column(data["test_x"].numpy()))
+print(json.dumps({"classes": out["class"].tolist(), "labels": out["label"].tolist()[:3],
+                  "sums": [float(sum(p)) for p in out["probabilities"]][:3],
+                  "acc": float((out["class"].to_numpy() == data["test_y"].numpy()).mean())}))
+"""
+
+
+def predict_in_fresh_process(uri: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", PREDICT_TEST_SPLIT, uri], capture_output=True, text=True,
+                          env=os.environ, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_the_champion_predicts_the_test_split_as_the_stage_did(tiny_prepared: Path, isolated_workdir: Path):
+    s = cnn.load_settings(write_params(isolated_workdir / "params.yaml", cnn=tiny_cnn_params()))
+    records = {impl: cnn.run(s, impl) for impl in ("torch", "scratch")}
+    c = MlflowClient(tracking.tracking_uri())
+    versions = {v.tags["run_id"]: v for v in c.search_model_versions("name = 'hw4-cnn'")}
+    assert set(versions) == {r["run_id"] for r in records.values()}
+    for record in records.values():
+        tags = versions[record["run_id"]].tags
+        assert (tags["seed"], tags["standin"], tags["dataset"]) == ("0", "true", "stripes")
+        assert tags["commit"] and float(tags["validation_score"]) == record["val/acc"]
+    best = max(records.values(), key=lambda r: (r["val/acc"], r["impl"] == "torch"))  # ties: the first registered
+    champion = c.get_model_version_by_alias("hw4-cnn", CHAMPION)
+    assert champion.tags["run_id"] == best["run_id"]
+
+    got = predict_in_fresh_process("models:/hw4-cnn@champion")
+    assert got["acc"] == best["test/acc"]  # the stage's own test accuracy, from the model's files alone
+    classes = torch.load("data/prepared/mnist_family.pt", weights_only=True)["meta"]["classes"]
+    assert got["labels"] == [classes[k] for k in got["classes"][:3]]
+    assert got["sums"] == pytest.approx([1.0] * 3)
+
+
+@pytest.mark.slow
+def test_bad_input_is_refused_with_what_was_expected(tiny_prepared: Path, isolated_workdir: Path):
+    import mlflow
+
+    s = cnn.load_settings(write_params(isolated_workdir / "params.yaml", cnn=tiny_cnn_params(impls=["torch"], epochs=1)))
+    record = cnn.run(s, "torch")
+    model = mlflow.pyfunc.load_model(f"runs:/{record['run_id']}/model")
+    images = torch.load("data/prepared/mnist_family.pt", weights_only=True)["test_x"][:4].numpy()
+    frame = png_column(images)
+    for bad, expected in [
+        (frame.iloc[:0], "empty batch"),
+        (frame.assign(image=[b"not an image"] * 4), "row 0 .* no readable image"),
+    ]:
+        with pytest.raises(MlflowException, match=expected):
+            model.predict(bad)
+    # Any size and colour: resized to the data's 28x28 grey as the data were.
+    big = np.kron(images, np.ones((3, 3), dtype=np.uint8))  # (4, 84, 84)
+    rgb = np.repeat(big[..., None], 3, axis=-1)
+    assert len(model.predict(png_column(rgb))) == 4
+
+
+def test_a_stand_in_version_is_never_champion_over_a_real_one(isolated_workdir: Path):
+    c = MlflowClient(tracking.tracking_uri())
+    c.create_registered_model("hw4-toy")
+    run = c.create_run(c.create_experiment("toy")).info.run_id
+    for standin, score in [("false", "0.5"), ("true", "0.9"), ("false", "0.7"), ("false", "0.7")]:
+        c.create_model_version("hw4-toy", source=f"runs:/{run}/model", run_id=run,
+                               tags={"standin": standin, "validation_score": score})
+        crown_best("hw4-toy")
+    # the real 0.7 first registered (version 3) over the stand-in's 0.9 and the later tie
+    assert str(c.get_model_version_by_alias("hw4-toy", CHAMPION).version) == "3"
