@@ -1,0 +1,69 @@
+"""`python -m hw4 predict MODEL_URI FILE...`: what a logged classifier says about image files.
+
+    python -m hw4 predict models:/hw4-cnn@champion shirt.png boot.jpg
+    python -m hw4 predict runs:/<run id>/model digit.png
+    python -m hw4 predict mlartifacts/.../artifacts digit.png   # a model's local folder
+
+One line per file: the file, the label, the class index and its probability. A file that
+cannot be read, or is no image, gets an `error:` line on stderr naming it; the others are
+still answered, and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from hw4.tracking.runs import tracking_uri
+
+
+def load(uri: str) -> Any:
+    """The pyfunc model at `uri` (models:/, runs:/, or a local folder), from this project's store."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    local = Path(uri)
+    return mlflow.pyfunc.load_model(str(local.resolve()) if local.is_dir() else uri)
+
+
+def answer_each(model: Any, files: list[Path], line: Callable[[Any], str]) -> int:
+    """Predict every file on its own, so that one bad file does not cost the others; the
+    number that failed."""
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    failed = 0
+    for path in files:
+        try:
+            out = model.predict(pd.DataFrame({"image": [path.read_bytes()]}))
+            print(f"{path}\t{line(out.iloc[0])}", flush=True)
+        except (OSError, MlflowException) as e:
+            failed += 1
+            message = e.message if isinstance(e, MlflowException) else f"{type(e).__name__}: {e.strerror or e}"
+            print(f"error: {path}: {message}", file=sys.stderr, flush=True)
+    return failed
+
+
+def classification(row: Any) -> str:
+    return f"{row['label']}\tclass {int(row['class'])}\tp={float(row['probability']):.3f}"
+
+
+def main(argv: list[str] | None = None, caption: bool = False) -> None:
+    what = "caption" if caption else "predict"
+    parser = argparse.ArgumentParser(prog=f"python -m hw4 {what}", description=__doc__ if not caption else (
+        "`python -m hw4 caption MODEL_URI IMAGE...`: a caption per image, from a logged captioner "
+        "(models:/hw4-captioner@champion, runs:/<id>/model or a local model folder)."),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="models:/hw4-cnn@champion, runs:/<run id>/model, or a model's folder")
+    parser.add_argument("files", nargs="+", type=Path, help="PNG or JPEG files, any size")
+    args = parser.parse_args(argv)
+    model = load(args.model)
+    failed = answer_each(model, args.files, (lambda row: str(row["caption"])) if caption else classification)
+    if failed:
+        raise SystemExit(1)
+
+
+def main_caption(argv: list[str] | None = None) -> None:
+    main(argv, caption=True)
