@@ -112,7 +112,7 @@ def main() -> None:
 
     from hw4.data.formats.images import encode_png
     from hw4.data.loaders.mnist_batches import normalise
-    from hw4.serving.image_classifier import images_of
+    from hw4.serving.image_input import decoded
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_serving"))
     uri = args.model or demo_model(tmp)
@@ -157,7 +157,7 @@ def main() -> None:
                  "network": times(lambda: forward(n), args.batches)}
         parts = {
             "request parsing (JSON, base64, frame)": times(lambda: infer_and_parse_data(json.loads(bodies[n]), schema), args.batches),
-            "PNG decoding": times(lambda: images_of(frames[n], (28, 28), "L"), args.batches),
+            "PNG decoding": times(lambda: decoded(frames[n], "L", (28, 28)), args.batches),
             "normalisation + forward": batch["network"],
         }
     finally:

@@ -33,8 +33,9 @@ print(json.dumps({"classes": out["class"].tolist(), "labels": out["label"].tolis
 """
 
 
-def predict_in_fresh_process(uri: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", PREDICT_TEST_SPLIT, uri], capture_output=True, text=True,
+def run_in_fresh_process(script: str, *args: str) -> dict:
+    """`script`'s last line of output, JSON, run by a new interpreter with `args`."""
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
                           env=os.environ, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -55,7 +56,7 @@ def test_the_champion_predicts_the_test_split_as_the_stage_did(tiny_prepared: Pa
     champion = c.get_model_version_by_alias("hw4-cnn", CHAMPION)
     assert champion.tags["run_id"] == best["run_id"]
 
-    got = predict_in_fresh_process("models:/hw4-cnn@champion")
+    got = run_in_fresh_process(PREDICT_TEST_SPLIT, "models:/hw4-cnn@champion")
     assert got["acc"] == best["test/acc"]  # the stage's own test accuracy, from the model's files alone
     classes = torch.load("data/prepared/mnist_family.pt", weights_only=True)["meta"]["classes"]
     assert got["labels"] == [classes[k] for k in got["classes"][:3]]

@@ -18,9 +18,20 @@ from hw4.training.tracked_module import OptimSettings
 from hw4.training.trainer import TrainerSettings, build_trainer
 from hw4.training.transfer_module import TransferClassifier, mode_callbacks
 from tests.conftest import TEST_TRAINER, artifact_paths, conf_section, write_params
+from tests.stages.test_logged_models import run_in_fresh_process
 from tests.unit.test_resnet_weights import save_named_by_hash
 
 CPU = conf_section("trainer", TrainerSettings, **TEST_TRAINER)
+
+VAL_ACCURACY = """
+import json, sys
+import mlflow, pandas as pd
+from hw4.data.loaders.image_folders import scan
+val = scan(sys.argv[2] + "/val")
+out = mlflow.pyfunc.load_model(sys.argv[1]).predict(pd.DataFrame({"image": [p.read_bytes() for p, _ in val.samples]}))
+hits = sum(int(c == label) for c, (_, label) in zip(out["class"], val.samples))
+print(json.dumps({"acc": hits / len(val.samples), "labels": out["label"].tolist()}))
+"""
 
 
 def fit(mode: str, net: torch.nn.Module, epochs: int = 2) -> torch.optim.Optimizer:
@@ -134,3 +145,10 @@ def test_both_modes_on_the_standin(isolated_workdir: Path, monkeypatch: pytest.M
         assert Path(f"plots/transfer/figures/{mode}/seed0.png").is_file()
         assert artifact_paths(client, run.info.run_id) >= {
             f"results/transfer/{mode}/seed0.json", f"plots/transfer/curves/{mode}/seed0.csv", f"models/transfer/{mode}/seed0.pt"}
+
+    # The champion, from its own files in a fresh process, classifies the validation images as its best epoch did.
+    champion = client.get_model_version_by_alias("hw4-transfer", "champion")
+    best = max(results.values(), key=lambda r: r["val/acc_best"])  # ties: freeze, registered first
+    assert champion.tags["run_id"] == best["run_id"] and champion.tags["validation_score"] == repr(best["val/acc_best"])
+    got = run_in_fresh_process(VAL_ACCURACY, "models:/hw4-transfer@champion", s.transfer.data_dir)
+    assert got["acc"] == best["val/acc_best"] and set(got["labels"]) <= {"ants", "bees"}

@@ -18,24 +18,13 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import torch
-from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature
-from mlflow.types.schema import Array, ColSpec, DataType, Schema
 
-from hw4.data.formats.images import ImageDecodeError, decode, encode_png
+from hw4.data.formats.images import encode_png
 from hw4.data.loaders.mnist_batches import normalise
 from hw4.models.nets import NetSpec
+from hw4.serving.image_input import INPUT, SIGNATURE, classified, decoded
 
-INPUT = "image"
-SIGNATURE = ModelSignature(
-    inputs=Schema([ColSpec(DataType.binary, INPUT)]),
-    outputs=Schema([
-        ColSpec(DataType.long, "class"),
-        ColSpec(DataType.string, "label"),
-        ColSpec(DataType.double, "probability"),
-        ColSpec(Array(DataType.double), "probabilities"),
-    ]),
-)  # fmt: skip
+__all__ = ["SIGNATURE", "Model", "example", "png_column"]
 
 
 def png_column(images: np.ndarray) -> pd.DataFrame:
@@ -44,23 +33,6 @@ def png_column(images: np.ndarray) -> pd.DataFrame:
 
 
 example = png_column  # the input example logged with the model
-
-
-def images_of(frame: Any, size: tuple[int, int], mode: str) -> np.ndarray:
-    """The `image` column decoded: (N, H, W) or (N, H, W, 3) uint8. An error names the row
-    and says what was expected, for the caller (HTTP 400 when served)."""
-    if not isinstance(frame, pd.DataFrame) or INPUT not in frame.columns:
-        raise MlflowException.invalid_parameter_value(
-            f"expected a frame with one column {INPUT!r} of PNG/JPEG bytes (base64 in JSON), got {type(frame).__name__}")
-    if len(frame) == 0:
-        raise MlflowException.invalid_parameter_value(f"empty batch: send at least one image in column {INPUT!r}")
-    pixels = []
-    for row, data in enumerate(frame[INPUT]):
-        try:
-            pixels.append(decode(data, mode, size))
-        except ImageDecodeError as e:
-            raise MlflowException.invalid_parameter_value(f"row {row} of column {INPUT!r}: {e}") from None
-    return np.stack(pixels)
 
 
 class Model(mlflow.pyfunc.PythonModel):
@@ -74,14 +46,7 @@ class Model(mlflow.pyfunc.PythonModel):
         self.size = (side, side)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        images = torch.from_numpy(images_of(model_input, self.size, "L"))  # (N, 28, 28) uint8
+        images = torch.from_numpy(np.stack(decoded(model_input, "L", self.size)))  # (N, 28, 28) uint8
         with torch.inference_mode():
             logits = self.net(normalise(images, self.mean, self.std).unsqueeze(1))  # (N, classes)
-            probs = logits.softmax(-1).double()
-        best = probs.argmax(-1)
-        return pd.DataFrame({
-            "class": best.numpy(),
-            "label": [self.classes[i] for i in best.tolist()],
-            "probability": probs.gather(1, best[:, None])[:, 0].numpy(),
-            "probabilities": list(probs.numpy()),
-        })  # fmt: skip
+        return classified(logits.softmax(-1), self.classes)

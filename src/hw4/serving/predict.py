@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from hw4.serving.image_input import INPUT
 from hw4.tracking.runs import tracking_uri
 
 
@@ -37,7 +38,7 @@ def answer_each(model: Any, files: list[Path], line: Callable[[Any], str]) -> in
     failed = 0
     for path in files:
         try:
-            out = model.predict(pd.DataFrame({"image": [path.read_bytes()]}))
+            out = model.predict(pd.DataFrame({INPUT: [path.read_bytes()]}))
             print(f"{path}\t{line(out.iloc[0])}", flush=True)
         except (OSError, MlflowException) as e:
             failed += 1

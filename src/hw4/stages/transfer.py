@@ -25,6 +25,7 @@ from hw4.data.standins.marker import is_standin
 from hw4.io import paths
 from hw4.io.paths import RunFiles
 from hw4.models.resnet import Pretrained, Weights, WeightsError, resnet18_classifier, resolve_weights
+from hw4.tracking.logged_models import ModelToLog
 from hw4.training.tracked_fit import Fitted, RunOutputs, Training, tracked_fit
 from hw4.training.tracked_module import OptimSettings
 from hw4.training.trainer import EarlyStoppingSettings, Monitor, TrainerSettings, trainer_and_seed
@@ -123,7 +124,7 @@ def run(s: Settings, mode: Mode) -> dict[str, Any]:
         return RunOutputs(
             record, rows, {"loss": ["train/loss", "val/loss"], "accuracy": ["train/acc", "val/acc"]}, label,
             best_model(fitted.trainer, meta), logged={k: record[k] for k in ("val/acc_best", "best_epoch", "epoch_time_s")},
-            logged_step=record["epochs"] - 1,
+            logged_step=record["epochs"] - 1, model=logged_model(s, mode, data, record, standin),
         )
 
     return tracked_fit(training, make_module, data, outputs)
@@ -137,6 +138,18 @@ def best_model(trainer: pl.Trainer, meta: dict[str, Any]) -> dict[str, Any]:
     checkpoint = torch.load(trainer.checkpoint_callback.best_model_path, map_location="cpu", weights_only=True)
     net = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
     return {"state_dict": net, "meta": meta}
+
+
+def logged_model(s: Settings, mode: Mode, data: ImageFolderData, record: dict[str, Any], standin: bool) -> ModelToLog:
+    """The saved (best epoch's) network as an MLflow Model taking image files (hw4.serving.transfer_classifier),
+    registered as hw4-transfer and ranked by the best validation accuracy, whose weights these are."""
+    spec = {"classes": list(data.classes), "image_size": s.transfer.image_size, "mode": mode, "dataset": DATASET}
+    return ModelToLog(
+        flavor="hw4.serving.transfer_classifier", files={"weights": RunFiles(EXPERIMENT, mode, s.seed).weights},
+        specs={"spec": spec}, example=[path for path, _ in data.scans["val"].samples[:2]],
+        task=EXPERIMENT, score=record["val/acc_best"], score_name="val/acc_best",
+        tags={"dataset": DATASET, "seed": str(s.seed), "mode": mode, "weights": str(record["weights"])},
+    )
 
 
 def summarise(history: list[dict[str, float]]) -> dict[str, Any]:
