@@ -1,11 +1,15 @@
 """preprocess_coco on tiny generated inputs of both sources, and the captioning stage end to end."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from hw4.data.formats.coco_features import PREPARED_FEATURE_FILES, CaptionData, CocoDataError, read_layout, write_layout
@@ -13,13 +17,21 @@ from hw4.data.formats.coco_text import Vocabulary, tokenise
 from hw4.data.standins import coco as standin_coco
 from hw4.features.coco_prepared import FeaturesSource
 from hw4.io import paths
+from hw4.models.captioner import Captioner, CaptionerConfig
 from hw4.stages import captioning, preprocess_coco
 from hw4.stages.preprocess_coco import PreprocessCocoSettings
 from hw4.tracking import runs as tracking
 from hw4.training.trainer import TrainerSettings
 from tests.conftest import TEST_TRAINER, artifact_paths, conf_section, write_params
+from tests.stages.test_logged_models import run_in_fresh_process
 
 RAW = Path("data/raw/coco2014")
+CAPTION_FILES = """
+import json, sys
+import mlflow, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1])
+print(json.dumps(model.predict(pd.DataFrame({"image": [open(f, "rb").read() for f in sys.argv[2:]]}))["caption"].tolist()))
+"""
 CS231N = Path("data/raw/coco_captioning/coco_captioning")
 
 
@@ -265,6 +277,21 @@ def test_homework_setting_overfits_50_captions(isolated_workdir: Path):
     assert {f"{folder}/rnn/seed0.{ext}" for folder, ext in [
         ("results/captioning", "json"), ("plots/captioning/curves", "csv"), ("plots/captioning/figures", "png"),
         ("plots/captioning/samples", "txt"), ("plots/captioning/samples", "png"), ("models/captioning", "pt")]} <= artifacts
+
+    # The registered model, from its own files in a fresh process: image files in, the captions
+    # the stage's network gives their prepared features out (same backbone, PCA, standardisation).
+    data = read_layout(paths.COCO, PREPARED_FEATURE_FILES)
+    net = Captioner(CaptionerConfig(len(data.vocab), 512, data.vocab.null, data.vocab.start, data.vocab.end, "rnn", 256, 512))
+    net.load_state_dict(torch.load("models/captioning/rnn/seed0.pt", weights_only=True))
+    tokens = net.eval().decode(torch.from_numpy(data.features["val"]), c.decoding.max_length, c.decoding.beam_width)
+    expected = [data.vocab.decode(row) for row in tokens.tolist()]
+    files = [str(RAW / url) for url in data.urls["val"]]
+    got = run_in_fresh_process(CAPTION_FILES, "models:/hw4-captioner@champion", *files)
+    assert got == expected and any(got)
+    done = subprocess.run([sys.executable, "-m", "hw4", "caption", "models:/hw4-captioner@champion", files[0], "nowhere.jpg"],
+                          capture_output=True, text=True, env=os.environ, timeout=300)
+    assert done.returncode == 1 and done.stdout == f"{files[0]}\t{expected[0]}\n"
+    assert "error: nowhere.jpg: " in done.stderr
 
 
 def test_a_model_outside_the_list_is_refused(isolated_workdir: Path):

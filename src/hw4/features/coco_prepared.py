@@ -19,11 +19,12 @@ import numpy as np
 import torch
 
 from hw4.config.settings import ConfigError
-from hw4.data.formats.coco_features import CAPTIONS_FILE, META_FILE, PREPARED_FEATURE_FILES, SPLITS, CaptionData, read_layout, write_layout
+from hw4.data.formats.coco_features import CAPTIONS_FILE, EXTRACTOR_FILE, META_FILE, PREPARED_FEATURE_FILES, SPLITS, CaptionData, read_layout, write_layout
 from hw4.data.formats.coco_raw import TooLong, annotations_file, encode_split, image_path, read_split
 from hw4.data.formats.coco_text import Vocabulary
 from hw4.features.caption_words import WordTraining, train_on_caption_words, word_targets
 from hw4.features.image_features import BACKBONES, Weights, build_backbone, extract, pick_device, reduce
+from hw4.io import atomic
 from hw4.io.outputs import write_json
 from hw4.tracking.runs import StageRun
 from hw4.training import numerics
@@ -83,11 +84,15 @@ def caption_files(source: Source, input_dir: Path) -> list[Path]:
 
 
 def write_prepared(data: CaptionData, meta: dict[str, Any], source: Source, max_train: int, standin: bool,
-                   out_dir: Path) -> dict[str, Any]:
-    """The layout and meta.json in `out_dir`, replacing what was there; return the whole meta."""
+                   out_dir: Path, extractor: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The layout and meta.json in `out_dir`, replacing what was there, and the `extractor`
+    that made the features from images (the raw source's; see `image_features`); return the whole meta."""
     out_dir = Path(out_dir)
     shutil.rmtree(out_dir, ignore_errors=True)
     write_layout(data, out_dir, PREPARED_FEATURE_FILES)
+    if extractor is not None:
+        with atomic.replacing(out_dir / EXTRACTOR_FILE) as tmp:
+            torch.save(extractor, tmp)
     meta.update(
         source=source,
         standin=standin,
@@ -103,13 +108,16 @@ def write_prepared(data: CaptionData, meta: dict[str, Any], source: Source, max_
     return meta
 
 
-def from_features(input_dir: Path, source: FeaturesSource) -> tuple[CaptionData, dict[str, Any]]:
+def from_features(input_dir: Path, source: FeaturesSource) -> tuple[CaptionData, dict[str, Any], None]:
+    """CS231n's files: their features came from a VGG-16 and a PCA that are not part of them,
+    so there is no extractor to apply to new images."""
     data = read_layout(input_dir, source.files())
     meta = {"backbone": "vgg16_fc7", "weights": "imagenet", "pca_dim": 512 if source.pca else 0, "image_dir": None}
-    return data, meta
+    return data, meta, None
 
 
-def from_raw(input_dir: Path, raw: RawSource, seed: int, trainer: TrainerSettings, run: StageRun) -> tuple[CaptionData, dict[str, Any]]:
+def from_raw(input_dir: Path, raw: RawSource, seed: int, trainer: TrainerSettings,
+             run: StageRun) -> tuple[CaptionData, dict[str, Any], dict[str, Any]]:
     splits = {s: read_split(input_dir, s) for s in SPLITS}
     vocab = Vocabulary.build((c.words for c in splits["train"].captions), raw.min_count)
     captions, idxs, dropped = {}, {}, {}
@@ -117,20 +125,22 @@ def from_raw(input_dir: Path, raw: RawSource, seed: int, trainer: TrainerSetting
         captions[s], idxs[s], dropped[s] = encode_split(splits[s], vocab, raw.max_length, raw.too_long)
     paths = {s: [image_path(input_dir, s, name) for name in splits[s].file_names] for s in SPLITS}
     words = word_targets(captions["train"], idxs["train"], len(paths["train"]), vocab)
-    features, meta = image_features(paths, words, raw, seed, trainer, run)
+    features, meta, extractor = image_features(paths, words, raw, seed, trainer, run)
     urls = {s: [f"{s}2014/{name}" for name in splits[s].file_names] for s in SPLITS}
     meta.update(
         image_dir=str(input_dir),  # URL-list lines are relative to it
         min_count=raw.min_count,
         **{f"{s}_dropped_too_long": dropped[s] for s in SPLITS},
     )
-    return CaptionData(vocab, captions, idxs, features, urls), meta
+    return CaptionData(vocab, captions, idxs, features, urls), meta, extractor
 
 
 def image_features(
     paths: dict[str, list[Path]], words: torch.Tensor, raw: RawSource, seed: int, trainer: TrainerSettings, run: StageRun
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Backbone features of every image, (images, D) per split, and what made them.
+) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
+    """Backbone features of every image, (images, D) per split, what made them, and the
+    extractor that makes them from any image (backbone, its weights, image size, the fitted
+    PCA and standardisation: `EXTRACTOR_FILE`, read by the captioner's MLflow Model).
 
     `words` (training images, V) are the training captions' words, the targets when the
     backbone is trained on them (weights: caption_words).
@@ -149,7 +159,10 @@ def image_features(
         for s in SPLITS
     }
     meta.update(pca_dim=raw.pca_dim, standardised=raw.standardise)
-    return reduce(features, raw.pca_dim, raw.standardise), meta
+    features, reduction = reduce(features, raw.pca_dim, raw.standardise)
+    extractor = {"backbone": raw.backbone, "image_size": raw.image_size, "reduction": reduction.to_tensors(),
+                 "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}}
+    return features, meta, extractor
 
 
 def backbone_trainer(trainer: TrainerSettings, raw: RawSource, device: torch.device) -> TrainerSettings:

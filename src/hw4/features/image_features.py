@@ -12,6 +12,7 @@ Its weights:
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -112,23 +113,46 @@ def apply_pca(features: np.ndarray, mean: np.ndarray, components: np.ndarray) ->
     return ((features - mean) @ components.T).astype(np.float32)  # (N, D) -> (N, dim)
 
 
-def standardise(features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every split scaled by the training split's per-dimension mean and deviation.
+@dataclass
+class Reduction:
+    """What `reduce` fitted on the training split, to apply to any image's features later
+    (the captioner's MLflow Model): PCA (mean (D,), components (dim, D)) and standardisation
+    (mean, std (dim,)), each None when not used.
 
-    Features of a backbone without ImageNet weights share a large common offset and vary
-    little around it; the captioner's initial hidden state (tanh) then hardly depends on
-    the image until the scales are evened out.
+    Standardisation evens out the scales: features of a backbone without ImageNet weights
+    share a large common offset and vary little around it, and the captioner's initial hidden
+    state (tanh) then hardly depends on the image.
     """
-    mean = features["train"].mean(0)
-    std = features["train"].std(0) + 1e-6  # a dimension constant over the training images stays 0
-    return {s: ((f - mean) / std).astype(np.float32) for s, f in features.items()}
+
+    pca_mean: np.ndarray | None = None
+    pca_components: np.ndarray | None = None
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+
+    def apply(self, features: np.ndarray) -> np.ndarray:
+        if self.pca_components is not None:
+            features = apply_pca(features, self.pca_mean, self.pca_components)
+        if self.std is not None:
+            features = ((features - self.mean) / self.std).astype(np.float32)
+        return features
+
+    def to_tensors(self) -> dict[str, torch.Tensor]:
+        return {k: torch.from_numpy(v) for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_tensors(cls, saved: dict[str, torch.Tensor]) -> "Reduction":
+        return cls(**{k: v.numpy() for k, v in saved.items()})
 
 
-def reduce(features: dict[str, np.ndarray], pca_dim: int, standardised: bool) -> dict[str, np.ndarray]:
-    """PCA to `pca_dim` dimensions (0: none), then standardisation, each fitted on the training split only."""
+def reduce(features: dict[str, np.ndarray], pca_dim: int, standardised: bool) -> tuple[dict[str, np.ndarray], Reduction]:
+    """PCA to `pca_dim` dimensions (0: none), then standardisation, each fitted on the training
+    split only; the features of every split, and the fitted `Reduction`."""
+    reduction = Reduction()
     if pca_dim:
-        mean, components = fit_pca(features["train"], pca_dim)
-        features = {s: apply_pca(f, mean, components) for s, f in features.items()}
+        reduction.pca_mean, reduction.pca_components = fit_pca(features["train"], pca_dim)
+        features = {s: apply_pca(f, reduction.pca_mean, reduction.pca_components) for s, f in features.items()}
     if standardised:
-        features = standardise(features)
-    return features
+        reduction.mean = features["train"].mean(0)
+        reduction.std = features["train"].std(0) + 1e-6  # a dimension constant over the training images stays 0
+        features = {s: ((f - reduction.mean) / reduction.std).astype(np.float32) for s, f in features.items()}
+    return features, reduction

@@ -21,12 +21,13 @@ import torch
 
 from hw4.config.seeds import add_seed_argument
 from hw4.config.settings import ConfigError, flatten, load_params, section
-from hw4.data.formats.coco_features import CAPTIONS_FILE, PREPARED_FEATURE_FILES
+from hw4.data.formats.coco_features import CAPTIONS_FILE, EXTRACTOR_FILE, PREPARED_FEATURE_FILES
 from hw4.data.loaders.caption_batches import CocoCaptions
 from hw4.evaluation import captioning as ev
 from hw4.io import paths
 from hw4.io.paths import RunFiles
 from hw4.models.captioner import Captioner, CaptionerConfig, Cell
+from hw4.tracking.logged_models import ModelToLog
 from hw4.training.captioning_module import CaptioningModule
 from hw4.training.tracked_fit import Fitted, RunOutputs, Training, tracked_fit
 from hw4.training.tracked_module import OptimSettings
@@ -131,9 +132,31 @@ def run(s: Settings, model: str, data_dir: Path = paths.COCO) -> dict[str, Any]:
             "backbone": data.meta.get("backbone"), "weights": data.meta.get("weights"),
         }
         return RunOutputs(record, module.history, {"loss per caption": ["train/loss", "val/loss"]}, f"{stage}: training loss",
-                          module.net.state_dict(), extra_files=[out.samples_txt, out.samples_png], logged=scores)
+                          module.net.state_dict(), extra_files=[out.samples_txt, out.samples_png], logged=scores,
+                          model=logged_model(s, module, data, Path(data_dir), out, record))
 
     return tracked_fit(training, make_module, data, outputs)
+
+
+def logged_model(s: Settings, module: CaptioningModule, data: CocoCaptions, data_dir: Path, out: RunFiles,
+                 record: dict[str, Any]) -> ModelToLog | None:
+    """The captioner with preprocess_coco's extractor as an MLflow Model taking images
+    (hw4.serving.captioner), registered as hw4-captioner and ranked by val/bleu4; None for
+    features that came without an extractor (CS231n's), which no image can be turned into."""
+    extractor = data_dir / EXTRACTOR_FILE
+    if not extractor.is_file():
+        print(f"captioning: {extractor} not found (features from {data.meta.get('source')}): no MLflow Model logged")
+        return None
+    c = s.captioning
+    spec = {"config": asdict(module.net.config), "idx_to_word": data.vocab.idx_to_word, "blind": module.blind,
+            "max_length": c.decoding.max_length, "beam_width": c.decoding.beam_width}
+    image_dir = Path(data.meta.get("image_dir") or data_dir)
+    return ModelToLog(
+        flavor="hw4.serving.captioner", files={"weights": out.weights, "extractor": extractor}, specs={"spec": spec},
+        example=[image_dir / url for url in data.data.urls["val"][:2]],
+        task="captioner", score=record.get("val/bleu4"), score_name="val/bleu4",
+        tags={"dataset": str(data.meta.get("dataset")), "seed": str(s.seed), "model": str(record["model"])},
+    )
 
 
 def build_net(c: CaptioningSettings, data: CocoCaptions, cell: Cell) -> Captioner:

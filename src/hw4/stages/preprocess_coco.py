@@ -65,11 +65,11 @@ def run(s: Settings, out_dir: Path = paths.COCO) -> dict[str, Any]:
     with StageRun(EXPERIMENT, "preprocess_coco", params, caption_files(settings.source, input_dir), standin,
                   run_name=settings.source) as run:
         if settings.source == "features":
-            data, meta = from_features(input_dir, settings.features)
+            data, meta, extractor = from_features(input_dir, settings.features)
         else:
-            data, meta = from_raw(input_dir, settings.raw, s.seed, s.trainer, run)
+            data, meta, extractor = from_raw(input_dir, settings.raw, s.seed, s.trainer, run)
         data = subsample_train(data, settings.max_train, s.seed)
-        meta = write_prepared(data, meta, settings.source, settings.max_train, standin, out_dir)
+        meta = write_prepared(data, meta, settings.source, settings.max_train, standin, out_dir, extractor)
         run.log_metrics({k: v for k, v in meta.items() if k.endswith(MEASURED)})
         run.log_artifact(Path(out_dir) / META_FILE)
         return meta

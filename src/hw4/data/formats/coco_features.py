@@ -25,6 +25,7 @@ SPLITS = ("train", "val")
 CAPTIONS_FILE = "coco2014_captions.h5"
 VOCAB_FILE = "coco2014_vocab.json"
 META_FILE = "meta.json"  # beside the prepared layout: what made it (see hw4.features.coco_prepared)
+EXTRACTOR_FILE = "extractor.pt"  # beside it, from raw images: the backbone, PCA and standardisation that made the features
 PREPARED_FEATURE_FILES = {s: f"{s}2014_features.h5" for s in SPLITS}  # whatever backbone made them
 
 
