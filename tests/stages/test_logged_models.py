@@ -16,6 +16,7 @@ from hw4.stages import cnn
 from hw4.tracking import runs as tracking
 from hw4.serving.image_classifier import png_column
 from hw4.tracking.logged_models import CHAMPION, crown_best
+from hw4.io.checksums import arrays_sha256
 from tests.conftest import write_params
 from tests.stages.test_cnn import tiny_cnn_params
 
@@ -43,9 +44,17 @@ def run_in_fresh_process(script: str, *args: str) -> dict:
 
 @pytest.mark.slow
 def test_the_champion_predicts_the_test_split_as_the_stage_did(tiny_prepared: Path, isolated_workdir: Path):
+    # Sampled every 10 s (conf's) and at the end: a run of a second has one sample.
     s = cnn.load_settings(write_params(isolated_workdir / "params.yaml", cnn=tiny_cnn_params()))
     records = {impl: cnn.run(s, impl) for impl in ("torch", "scratch")}
     c = MlflowClient(tracking.tracking_uri())
+    # The runs view's Dataset column: each split by content, with its context; and system metrics.
+    run = c.get_run(records["torch"]["run_id"])
+    data = torch.load("data/prepared/mnist_family.pt", weights_only=True)
+    inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
+    assert {k: v.name for k, v in inputs.items()} == {"train": "stripes/train", "validation": "stripes/val", "test": "stripes/test"}
+    assert inputs["test"].digest == arrays_sha256(data["test_x"], data["test_y"])[:32] != inputs["train"].digest
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(run.data.metrics)
     versions = {v.tags["run_id"]: v for v in c.search_model_versions("name = 'hw4-cnn'")}
     assert set(versions) == {r["run_id"] for r in records.values()}
     for record in records.values():

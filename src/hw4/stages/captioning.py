@@ -25,9 +25,11 @@ from hw4.data.formats.coco_features import CAPTIONS_FILE, EXTRACTOR_FILE, PREPAR
 from hw4.data.loaders.caption_batches import CocoCaptions
 from hw4.evaluation import captioning as ev
 from hw4.io import paths
+from hw4.io.checksums import arrays_sha256
 from hw4.io.paths import RunFiles
 from hw4.models.captioner import Captioner, CaptionerConfig, Cell
 from hw4.tracking.logged_models import ModelToLog
+from hw4.tracking.runs import DatasetRef
 from hw4.training.captioning_module import CaptioningModule
 from hw4.training.tracked_fit import Fitted, RunOutputs, Training, tracked_fit
 from hw4.training.tracked_module import OptimSettings
@@ -117,6 +119,7 @@ def run(s: Settings, model: str, data_dir: Path = paths.COCO) -> dict[str, Any]:
         data.meta.get("dataset", "unknown"), bool(data.meta.get("standin", False)), HEADLINE,
         data_files=[Path(data_dir) / CAPTIONS_FILE, *(Path(data_dir) / f for f in PREPARED_FEATURE_FILES.values())],
         run_name=f"{model} (seed {s.seed})", best=Monitor("val/loss", "min"), callbacks=c.early_stopping.callbacks(),
+        datasets=inputs(data, Path(data_dir)),
     )
 
     def make_module() -> CaptioningModule:
@@ -136,6 +139,15 @@ def run(s: Settings, model: str, data_dir: Path = paths.COCO) -> dict[str, Any]:
                           model=logged_model(s, module, data, Path(data_dir), out, record))
 
     return tracked_fit(training, make_module, data, outputs)
+
+
+def inputs(data: CocoCaptions, data_dir: Path) -> list[DatasetRef]:
+    """The captions and features the run learns from and is scored on, digested by content
+    (the training captions are the run's draw of `max_train`)."""
+    d, dataset = data.data, data.meta.get("dataset", "unknown")
+    return [DatasetRef(f"{dataset}/{split}", arrays_sha256(d.captions[split], d.image_idxs[split], d.features[split])[:32],
+                       str(data_dir / PREPARED_FEATURE_FILES[split]), "train" if split == "train" else "validation")
+            for split in ("train", "val")]
 
 
 def logged_model(s: Settings, module: CaptioningModule, data: CocoCaptions, data_dir: Path, out: RunFiles,

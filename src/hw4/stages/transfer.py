@@ -26,6 +26,7 @@ from hw4.io import paths
 from hw4.io.paths import RunFiles
 from hw4.models.resnet import Pretrained, Weights, WeightsError, resnet18_classifier, resolve_weights
 from hw4.tracking.logged_models import ModelToLog
+from hw4.tracking.runs import DatasetRef
 from hw4.training.tracked_fit import Fitted, RunOutputs, Training, tracked_fit
 from hw4.training.tracked_module import OptimSettings
 from hw4.training.trainer import EarlyStoppingSettings, Monitor, TrainerSettings, trainer_and_seed
@@ -109,6 +110,8 @@ def run(s: Settings, mode: Mode) -> dict[str, Any]:
         DATASET, standin, HEADLINE, tags={"mode": mode, "weights": weights.kind}, run_name=label,
         # The tutorial's `best_model_wts`: the weights of the first epoch with the best validation accuracy.
         best=Monitor("val/acc", "max"), callbacks=[*mode_callbacks(mode), *t.early_stopping.callbacks()],
+        datasets=[DatasetRef(f"{DATASET}/{split}", tree_sha256({split: scan})[:32], str(scan.root),
+                             "train" if split == "train" else "validation") for split, scan in data.scans.items()],
     )
 
     def make_module() -> TransferClassifier:

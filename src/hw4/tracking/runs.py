@@ -19,9 +19,10 @@ import os
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from pytorch_lightning.loggers.logger import Logger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
@@ -274,6 +275,50 @@ class StageRun:
 
     def lightning_logger(self) -> "MLflowRunLogger":
         return MLflowRunLogger(self)
+
+    def log_datasets(self, datasets: Sequence["DatasetRef"]) -> None:
+        """The run's inputs, each with its split as context: the runs view's Dataset column."""
+        if not self.active or not datasets:
+            return
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        inputs = [DatasetInput(Dataset(d.name, d.digest, "local", json.dumps({"uri": d.source})),
+                               [InputTag("mlflow.data.context", d.context)]) for d in datasets]
+        client().log_inputs(self.run_id, datasets=inputs)
+
+    @contextmanager
+    def system_metrics(self, interval_s: float) -> Iterator[None]:
+        """CPU, memory, disk, network and (NVIDIA/AMD) GPU use, sampled every `interval_s`
+        seconds while the block runs and once at its end (so a run shorter than the interval
+        has one too), logged as `system/*` metrics by MLflow's monitor; a resumed run continues
+        their steps. 0: none."""
+        if not self.active or interval_s <= 0:
+            yield
+            return
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        monitor = SystemMetricsMonitor(self.run_id, sampling_interval=interval_s, resume_logging=self.resumed,
+                                       tracking_uri=tracking_uri())
+        monitor.start()
+        try:
+            yield
+        finally:
+            monitor.finish()
+            monitor.collect_metrics()  # the window the last interval left open
+            monitor.publish_metrics(monitor.aggregate_metrics())
+            monitor.mlflow_logger.flush()
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """One input of a run, as MLflow lists it: `name` (e.g. fashion_mnist/train), a digest of
+    its content (sha256, first 32 hex digits: MLflow's column holds 36), where it is, and the
+    split it serves as (train, validation, test)."""
+
+    name: str
+    digest: str
+    source: str
+    context: str
 
 
 class MLflowRunLogger(Logger):

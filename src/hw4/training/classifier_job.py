@@ -13,7 +13,9 @@ from typing import Any, Mapping, Sequence
 from hw4.data.loaders.mnist_batches import MnistFamilyData
 from hw4.io.paths import RunFiles
 from hw4.models.nets import NetSpec
+from hw4.io.checksums import arrays_sha256
 from hw4.tracking.logged_models import ModelToLog
+from hw4.tracking.runs import DatasetRef
 from hw4.training.image_classifier import Augment, ImageClassifier
 from hw4.training.tracked_fit import Fitted, RunOutputs, Training, tracked_fit
 from hw4.training.tracked_module import OptimSettings
@@ -66,7 +68,7 @@ def train_classifier(job: ClassifierJob) -> dict[str, Any]:
         validation = {"best": Monitor("val/acc", "max"), "callbacks": stopping}
     training = Training(job.experiment, job.stage, job.files, params, job.seed, job.trainer, job.epochs, dataset,
                         standin=bool(data.meta.get("standin", False)), headline=job.headline, data_files=[job.data_path], tags=job.tags,
-                        test=job.test, **validation)
+                        test=job.test, datasets=inputs(data, job, dataset), **validation)
 
     def make_module() -> ImageClassifier:
         return ImageClassifier(job.net.build(), job.optim, data.mean, data.std, augment=job.augment)
@@ -83,6 +85,18 @@ def train_classifier(job: ClassifierJob) -> dict[str, Any]:
         )
 
     return tracked_fit(training, make_module, data, outputs)
+
+
+def inputs(data: MnistFamilyData, job: ClassifierJob, dataset: str) -> list[DatasetRef]:
+    """The splits the run learns from, validates and tests on, each named and digested by its
+    content (in a final run the training split is train + val). Read before `setup`: on the CPU."""
+    used = [("train", "train+val" if job.train_on_val else "train", "train")]  # (split, name, context)
+    if not job.train_on_val:
+        used.append(("val", "val", "validation"))
+    if job.test:
+        used.append(("test", "test", "test"))
+    return [DatasetRef(f"{dataset}/{name}", arrays_sha256(data.data[f"{split}_x"], data.data[f"{split}_y"])[:32],
+                       f"{job.data_path}#{name}", context) for split, name, context in used]
 
 
 def logged_model(job: ClassifierJob, data: MnistFamilyData, record: Mapping[str, Any]) -> ModelToLog:

@@ -21,7 +21,7 @@ from pytorch_lightning.callbacks import Callback
 
 from hw4.io.paths import RunFiles
 from hw4.tracking.logged_models import ModelToLog, log_model
-from hw4.tracking.runs import ResumeState, StageRun, params_hash
+from hw4.tracking.runs import DatasetRef, ResumeState, StageRun, params_hash
 from hw4.training.checkpoint_io import checkpoint_to_resume
 from hw4.training.run_outputs import write_run_outputs
 from hw4.training.tracked_module import TrackedModule
@@ -49,6 +49,7 @@ class Training:
     callbacks: Sequence[Callback] = ()
     test: bool = False  # `trainer.test` after the fit
     trainer_options: Mapping[str, Any] = field(default_factory=dict)  # further pl.Trainer arguments
+    datasets: Sequence[DatasetRef] = ()  # logged as the run's inputs (the MLflow UI's Dataset column)
 
 
 @dataclass
@@ -88,13 +89,15 @@ def tracked_fit(
     resume = ResumeState(job.files.checkpoints)
     ckpt_path = checkpoint_to_resume(resume, params_hash(job.params), make_module)
     with StageRun(job.experiment, job.stage, job.params, job.data_files, job.standin, resume, job.tags, job.run_name) as run:
+        run.log_datasets(job.datasets)
         pl.seed_everything(job.seed, workers=True)  # the initial weights follow the seed
         module = make_module()
         trainer = build_trainer(job.trainer, run, job.epochs, checkpoint_dir=job.files.checkpoints, best=job.best,
                                 callbacks=job.callbacks, **job.trainer_options)
-        train_time = fit(trainer, module, data, ckpt_path)
-        if job.test:
-            trainer.test(module, datamodule=data, verbose=False)
+        with run.system_metrics(job.trainer.system_metrics_s):
+            train_time = fit(trainer, module, data, ckpt_path)
+            if job.test:
+                trainer.test(module, datamodule=data, verbose=False)
         if not trainer.is_global_zero:
             return {}
         out = outputs(Fitted(run, module, trainer, train_time))

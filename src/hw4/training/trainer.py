@@ -40,6 +40,7 @@ class TrainerSettings:
     log_every_n_steps: int  # train/loss_step every this many optimiser steps
     threads: int  # torch intra-op threads on the CPU; 0 leaves torch's default (fast only)
     numerics: numerics.Mode  # portable: the same floats on any x86-64 CPU
+    system_metrics_s: float  # CPU, memory, disk, network (and GPU) sampled this often into the run; 0: off
 
     def validate(self, where: str) -> None:
         from hw4.config.settings import ConfigError
@@ -61,6 +62,8 @@ class TrainerSettings:
             raise ConfigError(f"params '{where}.log_every_n_steps': must be at least 1")
         if self.num_nodes < 1:
             raise ConfigError(f"params '{where}.num_nodes': must be at least 1")
+        if self.system_metrics_s < 0:
+            raise ConfigError(f"params '{where}.system_metrics_s': seconds between samples, or 0 for none; got {self.system_metrics_s}")
         if self.threads < 0:
             raise ConfigError(f"params '{where}.threads': must be 0 (torch's default) or a thread count, got {self.threads}")
         if self.numerics != "fast" and self.threads == 0:
