@@ -1,0 +1,113 @@
+"""The docs' pictures of the MLflow UI, taken from a real store with headless Chromium.
+
+    .venv/bin/python scripts/screenshot_mlflow.py [--store sqlite:///mlflow.db] [--out-dir docs] [--pages sweep runs registry]
+
+Starts `mlflow server` on 127.0.0.1 over the store and photographs (`apt-get install chromium`):
+- sweep:    the metric page of `val/acc` for the newest MLP sweep's children (mlflow-sweep-val-acc.png);
+- runs:     the runs view of experiment `cnn`, with its Dataset and Models columns (mlflow-runs-cnn.png);
+- registry: the registered model hw4-cnn, its versions and the `champion` alias (mlflow-registry-hw4-cnn.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+from mlflow.tracking import MlflowClient
+
+METRIC = "val/acc"
+FILES = {"sweep": "mlflow-sweep-val-acc.png", "runs": "mlflow-runs-cnn.png", "registry": "mlflow-registry-hw4-cnn.png"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def experiment_id(client: MlflowClient, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        raise SystemExit(f"no MLflow experiment {name!r} in this store: run the pipeline first")
+    return experiment.experiment_id
+
+
+def sweep_page(client: MlflowClient, base: str) -> str:
+    """The UI's metric view of the newest sweep parent's children, by hidden size, step on the x axis."""
+    ids = [experiment_id(client, "mlp")]
+    parents = client.search_runs(ids, "tags.`sweep.role` = 'parent'", order_by=["attributes.start_time DESC"], max_results=1)
+    if not parents:
+        raise SystemExit("no sweep parent run (tag sweep.role=parent) in experiment 'mlp'")
+    children = client.search_runs(ids, f"tags.`mlflow.parentRunId` = '{parents[0].info.run_id}'")
+    children.sort(key=lambda r: int(r.data.params.get("hidden", 0)))
+    run_ids = [r.info.run_id for r in children]
+    metric = quote(json.dumps(METRIC), safe="")
+    return (f"{base}/#/metric?runs={json.dumps(run_ids)}&metric={metric}&experiments={json.dumps(ids)}"
+            f"&plot_metric_keys={quote(json.dumps([METRIC]), safe='')}&plot_layout={{}}&x_axis=step"
+            "&y_axis_scale=linear&line_smoothness=1&show_point=true&deselected_curves=[]&last_linear_y_axis_range=[]")
+
+
+def runs_page(client: MlflowClient, base: str) -> str:
+    return f"{base}/#/experiments/{experiment_id(client, 'cnn')}/runs"
+
+
+def registry_page(client: MlflowClient, base: str) -> str:
+    client.get_registered_model("hw4-cnn")  # fails clearly when the pipeline has not registered one
+    return f"{base}/#/models/hw4-cnn"
+
+
+PAGES = {"sweep": sweep_page, "runs": runs_page, "registry": registry_page}
+
+
+def wait_for(url: str, seconds: float = 60) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit(f"mlflow server did not answer at {url}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--store", default="sqlite:///mlflow.db")
+    parser.add_argument("--out-dir", type=Path, default=Path("docs"))
+    parser.add_argument("--pages", nargs="+", choices=list(PAGES), default=list(PAGES))
+    args = parser.parse_args()
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise SystemExit("headless Chromium is needed: apt-get install chromium")
+    client = MlflowClient(args.store)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    urls = {page: PAGES[page](client, base) for page in args.pages}  # every page found before the server starts
+    mlflow = Path(sys.executable).with_name("mlflow")
+    server = subprocess.Popen([str(mlflow), "server", "--backend-store-uri", args.store, "--host", "127.0.0.1",
+                               "--port", str(port), "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(f"{base}/health")
+        for page, url in urls.items():
+            out = (args.out_dir / FILES[page]).resolve()
+            with tempfile.TemporaryDirectory() as profile:
+                subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
+                                "--window-size=1920,1000", "--virtual-time-budget=20000", f"--screenshot={out}", url],
+                               check=True, capture_output=True, timeout=120)
+            print(f"{out}: {page}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
