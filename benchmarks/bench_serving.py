@@ -85,7 +85,8 @@ def serve(uri: str, port: int, log: Path) -> subprocess.Popen:
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager", "local",
          "-h", "127.0.0.1", "-p", str(port), "--workers", "1"],
-        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})  # it runs `uvicorn`
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if server.poll() is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 from pathlib import Path
 from typing import TypeVar
 
@@ -33,6 +34,9 @@ def isolated_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HW4_ROOT", str(work))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    # mlflow.pyfunc.load_model puts the model's code (a copy of hw4) first on sys.path for good:
+    # a later test's subprocess given this sys.path would import that copy.
+    monkeypatch.setattr(sys, "path", list(sys.path))
     return work
 
 

@@ -94,6 +94,53 @@ def test_two_ddp_processes_make_one_run_and_exact_test_accuracy(isolated_workdir
     assert run.data.params["trainer.devices"] == "2" and run.data.params["batch_size_semantics"] == "global"
 
 
+def on_two_nodes(args: list[str], log_dir: Path, timeout: float = 300) -> None:
+    """`args` of `python -m hw4` as a two-node job on loopback, as docs/scaling.md launches it:
+    torchrun once per node rank, one process each, rendezvous at 127.0.0.1."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    port = _free_port()
+    procs = []
+    try:
+        for rank in (0, 1):
+            log = (log_dir / f"node{rank}.log").open("w")
+            procs.append(subprocess.Popen(
+                [str(torchrun), "--nnodes", "2", "--nproc-per-node", "1", "--node-rank", str(rank),
+                 "--master-addr", "127.0.0.1", "--master-port", str(port), "-m", "hw4", *args],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        deadline = time.time() + timeout
+        for proc in procs:
+            proc.wait(timeout=max(1.0, deadline - time.time()))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    for rank, proc in enumerate(procs):
+        assert proc.returncode == 0, f"node {rank}:\n{(log_dir / f'node{rank}.log').read_text()[-3000:]}"
+
+
+@pytest.mark.parametrize("stage", ["mlp_final", "cnn"])
+def test_two_nodes_on_loopback_make_one_run_and_exact_test_accuracy(isolated_workdir: Path, tmp_path: Path, stage: str):
+    data_path = noisy_data(isolated_workdir)
+    two_nodes = {"accelerator": "cpu", "devices": 1, "num_nodes": 2, "strategy": "ddp", "progress_bar": False}
+    write_params(isolated_workdir / "params.yaml", trainer=two_nodes, mlp=tiny_mlp_params(epochs=3), cnn=tiny_cnn_params(epochs=3))
+    if stage == "mlp_final":
+        Path("results/mlp").mkdir(parents=True)
+        Path("results/mlp/select.json").write_text(json.dumps({"hidden": 16, "val/acc": 1.0, "sweep_run_id": "sweep"}))
+        experiment, net, files = "mlp", MLP(MLPConfig(hidden=16)), "mlp/final/seed0"
+        on_two_nodes(["mlp_final"], tmp_path)
+    else:
+        experiment, net, files = "cnn", CNN(CNNConfig(**tiny_cnn_params()["arch"])), "cnn/torch/seed0"
+        on_two_nodes(["cnn", "--impl", "torch"], tmp_path)
+
+    (run,) = runs(experiment)  # one run: node 1's process opened none
+    assert run.info.status == "FINISHED" and run.data.params["trainer.num_nodes"] == "2"
+    final = json.loads(Path(f"results/{files}.json").read_text())
+    assert final["test/acc"] == pytest.approx(single_process_test_acc(net, Path(f"models/{files}.pt"), data_path), abs=1e-7)
+    history = MlflowClient(tracking.tracking_uri()).get_metric_history(run.info.run_id, "train/acc")
+    assert sorted(m.step for m in history) == [0, 1, 2]  # each epoch once
+
+
 def test_a_killed_run_resumes_into_the_same_mlflow_run(isolated_workdir: Path):
     data = tiny_mnist_family(n_train=20000)
     Path("data/prepared").mkdir(parents=True)
@@ -186,3 +233,15 @@ def test_a_stage_logs_to_a_tracking_server(tiny_prepared: Path, isolated_workdir
             "models/mlp/points/h16/seed0.pt"} <= artifacts
     assert any(p.match("models/mlp/points/h16/seed0.pt") for p in artifact_root.rglob("*"))  # stored by the server
     assert not Path("mlflow.db").exists()  # nothing went to the local default store
+    assert any(p.name == "MLmodel" for p in artifact_root.rglob("*"))  # the MLflow Model too, proxied
+
+    # Another client, elsewhere, with nothing but the server's URL, loads the model the stage logged.
+    elsewhere = isolated_workdir.parent / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy("data/prepared/mnist_family.pt", elsewhere / "data.pt")
+    script = ("import sys, torch, mlflow; from hw4.serving.image_classifier import png_column; "
+              "x = torch.load('data.pt', weights_only=True)['test_x'][:5].numpy(); "
+              "print(len(mlflow.pyfunc.load_model(sys.argv[1]).predict(png_column(x))))")
+    other = subprocess.run([sys.executable, "-c", script, f"runs:/{run.info.run_id}/model"], cwd=elsewhere, capture_output=True,
+                           text=True, timeout=300, env={**os.environ, "MLFLOW_TRACKING_URI": url, "HW4_ROOT": str(elsewhere)})
+    assert other.returncode == 0 and other.stdout.split()[-1] == "5", other.stderr[-2000:]

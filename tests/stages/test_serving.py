@@ -68,10 +68,11 @@ def test_served_champion_answers_like_the_model_in_process_and_refuses_bad_reque
 
     port = free_port()
     log = (tmp_path / "serve.log").open("w")
+    venv = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # it runs `uvicorn`
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/hw4-cnn@champion", "--env-manager", "local",
          "-h", "127.0.0.1", "-p", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, env=os.environ, start_new_session=True,
+        stdout=log, stderr=subprocess.STDOUT, env=venv, start_new_session=True,
     )
     try:
         wait_until_up(f"http://127.0.0.1:{port}/ping", server)
@@ -101,12 +102,13 @@ def test_served_champion_answers_like_the_model_in_process_and_refuses_bad_reque
         status, body = post(url, images_request(pngs[:1]))  # still answering
         assert status == 200 and body["predictions"][0]["class"] == served[0]["class"]
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
         log.close()
 
 

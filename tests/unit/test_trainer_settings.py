@@ -65,3 +65,29 @@ def test_the_precision_names_are_lightnings():
     from hw4.training.trainer import PRECISIONS
 
     assert set(PRECISIONS) == set(typing.get_args(connector._PRECISION_INPUT_STR)) | set(typing.get_args(connector._PRECISION_INPUT_STR_ALIAS))
+
+
+# What one task of `sbatch --nodes=2 --ntasks-per-node=1` sees on the second node (srun sets these).
+SECOND_NODE_TASK = {
+    "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "hw4", "SLURM_NNODES": "2", "SLURM_NODELIST": "node[0-1]",
+    "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "1", "SLURM_PROCID": "1", "SLURM_LOCALID": "0", "SLURM_NODEID": "1",
+}
+
+
+def test_a_slurm_task_on_the_second_node_is_global_rank_1_and_opens_no_run(isolated_workdir: Path, monkeypatch: pytest.MonkeyPatch):
+    from pytorch_lightning.plugins.environments import SLURMEnvironment
+
+    from hw4.training.trainer import TrainerSettings, build_trainer
+    from tests.conftest import TEST_TRAINER, conf_section
+
+    for key, value in SECOND_NODE_TASK.items():
+        monkeypatch.setenv(key, value)
+    settings = conf_section("trainer", TrainerSettings, **TEST_TRAINER | {"num_nodes": 2, "devices": 1, "strategy": "ddp"})
+    assert not tracking.is_global_rank_zero()
+    with tracking.StageRun("cnn", "cnn@torch-0", {"seed": 0}) as run:
+        trainer = build_trainer(settings, run, 1)
+    assert not run.active
+    assert isinstance(trainer.strategy.cluster_environment, SLURMEnvironment)
+    assert (trainer.global_rank, trainer.node_rank, trainer.local_rank, trainer.world_size) == (1, 1, 0, 2)
+    c = MlflowClient(tracking.tracking_uri())
+    assert not c.search_experiments(filter_string="name = 'cnn'")  # nothing was opened in the store
