@@ -2,9 +2,12 @@
 
     .venv/bin/python scripts/screenshot_mlflow.py [--store sqlite:///mlflow.db] [--out-dir docs] [--pages sweep runs registry]
 
-Starts `mlflow server` on 127.0.0.1 over the store and photographs (`apt-get install chromium`):
+Starts `mlflow server` on 127.0.0.1 over the store and photographs, with Playwright driving the
+system's Chromium (`apt-get install chromium`, `.venv/bin/pip install playwright`: no browser
+download):
 - sweep:    the metric page of `val/acc` for the newest MLP sweep's children (mlflow-sweep-val-acc.png);
-- runs:     the runs view of experiment `cnn`, with its Dataset and Models columns (mlflow-runs-cnn.png);
+- runs:     the runs view of experiment `cnn`, its summary runs expanded to show the seeds'
+            runs with their Dataset and Models columns (mlflow-runs-cnn.png);
 - registry: the registered model hw4-cnn, its versions and the `champion` alias (mlflow-registry-hw4-cnn.png).
 """
 
@@ -16,7 +19,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -66,6 +68,8 @@ def registry_page(client: MlflowClient, base: str) -> str:
 
 
 PAGES = {"sweep": sweep_page, "runs": runs_page, "registry": registry_page}
+# The run-name cell's +/- button: the seeds' runs (which log datasets and models) are nested.
+EXPAND = "button[data-component-id$='runnamecellrenderer.tsx_46']"
 
 
 def wait_for(url: str, seconds: float = 60) -> None:
@@ -88,6 +92,10 @@ def main() -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         raise SystemExit("headless Chromium is needed: apt-get install chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise SystemExit("Playwright is needed: .venv/bin/pip install playwright (it drives the system's Chromium)") from None
     client = MlflowClient(args.store)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -97,13 +105,21 @@ def main() -> None:
                                "--port", str(port), "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(f"{base}/health")
-        for page, url in urls.items():
-            out = (args.out_dir / FILES[page]).resolve()
-            with tempfile.TemporaryDirectory() as profile:
-                subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
-                                "--window-size=1920,1000", "--virtual-time-budget=20000", f"--screenshot={out}", url],
-                               check=True, capture_output=True, timeout=120)
-            print(f"{out}: {page}")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            for page_name, url in urls.items():
+                page = browser.new_page(viewport={"width": 1920, "height": 1000})
+                page.goto(url)
+                page.wait_for_timeout(6000)  # the UI's requests and rendering
+                expand = page.locator(EXPAND) if page_name == "runs" else None
+                for i in range(expand.count() if expand else 0):
+                    expand.nth(i).click()
+                    page.wait_for_timeout(1500)
+                out = (args.out_dir / FILES[page_name]).resolve()
+                page.screenshot(path=str(out))
+                page.close()
+                print(f"{out}: {page_name}")
+            browser.close()
     finally:
         server.terminate()
         server.wait(timeout=30)
