@@ -132,3 +132,12 @@ def test_predict_answers_every_readable_file_and_names_the_others(trained_cnn: d
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 2 and "notes.png" in errors[0] and "no readable image" in errors[0]
     assert "missing.png" in errors[1] and "No such file" in errors[1]
+
+    # The same model from a local folder (as `mlflow artifacts download` leaves it) and by its run.
+    import mlflow
+
+    folder = mlflow.artifacts.download_artifacts("models:/hw4-cnn@champion", dst_path=str(tmp_path / "model"))
+    for uri in (folder, f"runs:/{trained_cnn['run_id']}/model"):
+        again = subprocess.run([sys.executable, "-m", "hw4", "predict", uri, str(files[0])],
+                               capture_output=True, text=True, env=os.environ, timeout=300)
+        assert again.returncode == 0 and again.stdout.split("\t")[:2] == answered[0][:2], again.stderr[-2000:]
