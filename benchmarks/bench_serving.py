@@ -107,6 +107,11 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench_serving") as tmp:  # the logged model, the server's log
+        run(args, Path(tmp))
+
+
+def run(args: argparse.Namespace, tmp: Path) -> None:
     torch.set_num_threads(args.threads)
     import mlflow
     from mlflow.pyfunc.scoring_server import infer_and_parse_data
@@ -115,7 +120,6 @@ def main() -> None:
     from hw4.data.loaders.mnist_batches import normalise
     from hw4.serving.image_input import decoded
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench_serving"))
     uri = args.model or demo_model(tmp)
     model = mlflow.pyfunc.load_model(uri)
     inner = model.unwrap_python_model()
