@@ -17,16 +17,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hw4.serving.image_input import INPUT
-from hw4.tracking.runs import tracking_uri
+from hw4.tracking.runs import fluent_tracking
 
 
 def load(uri: str) -> Any:
     """The pyfunc model at `uri` (models:/, runs:/, or a local folder), from this project's store."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri())
     local = Path(uri)
-    return mlflow.pyfunc.load_model(str(local.resolve()) if local.is_dir() else uri)
+    with fluent_tracking():
+        return mlflow.pyfunc.load_model(str(local.resolve()) if local.is_dir() else uri)
 
 
 def answer_each(model: Any, files: list[Path], line: Callable[[Any], str]) -> int:

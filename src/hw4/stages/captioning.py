@@ -167,7 +167,7 @@ def logged_model(s: Settings, module: CaptioningModule, data: CocoCaptions, data
         flavor="hw4.serving.captioner", files={"weights": out.weights, "extractor": extractor}, specs={"spec": spec},
         example=[image_dir / url for url in data.data.urls["val"][:2]],
         task="captioner", score=record.get("val/bleu4"), score_name="val/bleu4",
-        tags={"dataset": str(data.meta.get("dataset")), "seed": str(s.seed), "model": str(record["model"])},
+        tags={"model": str(record["model"])},
     )
 
 

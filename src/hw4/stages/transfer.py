@@ -151,7 +151,7 @@ def logged_model(s: Settings, mode: Mode, data: ImageFolderData, record: dict[st
         flavor="hw4.serving.transfer_classifier", files={"weights": RunFiles(EXPERIMENT, mode, s.seed).weights},
         specs={"spec": spec}, example=[path for path, _ in data.scans["val"].samples[:2]],
         task=EXPERIMENT, score=record["val/acc_best"], score_name="val/acc_best",
-        tags={"dataset": DATASET, "seed": str(s.seed), "mode": mode, "weights": str(record["weights"])},
+        tags={"mode": mode, "weights": str(record["weights"])},
     )
 
 

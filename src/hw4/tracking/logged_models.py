@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from hw4.tracking.runs import client, say, tracking_uri
+from hw4.tracking.runs import client, fluent_tracking, say
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -39,7 +39,7 @@ class ModelToLog:
     task: str | None = None  # registered as hw4-<task> (an evaluation run); None: logged only
     score: float | None = None  # the validation score the champion is chosen by
     score_name: str = ""
-    tags: Mapping[str, str] = field(default_factory=dict)  # on the registered version
+    tags: Mapping[str, str] = field(default_factory=dict)  # on the registered version (tracked_fit adds dataset, seed)
 
 
 def registered_name(task: str) -> str:
@@ -52,9 +52,7 @@ def log_model(run_id: str, model: ModelToLog) -> str:
 
     module = importlib.import_module(model.flavor)  # imported here: it needs mlflow, torch, PIL
     hw4_package = Path(importlib.import_module("hw4").__file__).parent
-    mlflow.set_tracking_uri(tracking_uri())
-    client()  # the SQLite store's tables, before the fluent API touches it
-    with tempfile.TemporaryDirectory() as tmp:
+    with fluent_tracking(), tempfile.TemporaryDirectory() as tmp:
         artifacts = {name: str(path) for name, path in model.files.items()}
         for name, spec in model.specs.items():
             path = Path(tmp) / f"{name}.json"

@@ -47,6 +47,20 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"{_SQLITE}{tracking_store()}"
 
 
+@contextmanager
+def fluent_tracking() -> Iterator[None]:
+    """MLflow's fluent API (`mlflow.start_run`, `mlflow.pyfunc.log_model`/`load_model`) pointed at
+    `tracking_uri()` for the block only: a process-wide `mlflow.set_tracking_uri` would outlive it
+    and override $MLFLOW_TRACKING_URI for everything after (another stage run in the same process)."""
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri  # restores the unset state too
+
+    uri = tracking_uri()
+    if uri.startswith(_SQLITE):
+        client()  # the SQLite store's tables, before the fluent API touches it
+    with _use_tracking_uri(uri):
+        yield
+
+
 def is_global_rank_zero() -> bool:
     """True in the one process of a launch that may open the run.
 

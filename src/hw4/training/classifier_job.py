@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from hw4.data.loaders.mnist_batches import MnistFamilyData
+from hw4.io.checksums import arrays_sha256
 from hw4.io.paths import RunFiles
 from hw4.models.nets import NetSpec
-from hw4.io.checksums import arrays_sha256
 from hw4.tracking.logged_models import ModelToLog
 from hw4.tracking.runs import DatasetRef
 from hw4.training.image_classifier import Augment, ImageClassifier
@@ -109,7 +109,6 @@ def logged_model(job: ClassifierJob, data: MnistFamilyData, record: Mapping[str,
         example=data.data["test_x"][:2].cpu().numpy(),
         task=job.experiment if job.score else None,
         score=record.get(job.score) if job.score else None, score_name=job.score or "",
-        tags={"dataset": str(spec["dataset"]), "seed": str(job.seed)},
     )
 
 

@@ -12,7 +12,7 @@ something else opened (the caption-word pretraining of `preprocess_coco`).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -108,7 +108,8 @@ def tracked_fit(
         write_run_outputs(run, job.files, record, out.rows, out.panels, out.title, out.weights, out.curve_csv, out.extra_files)
         run.log_metrics({**out.logged, "train_time_s": train_time}, step=out.logged_step)
         if out.model is not None and run.active:
-            log_model(run.run_id, out.model)
+            tags = {"dataset": job.dataset, "seed": str(job.seed), **out.model.tags}  # on its registered version
+            log_model(run.run_id, replace(out.model, tags=tags))
         return record
 
 
