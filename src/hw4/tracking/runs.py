@@ -50,14 +50,17 @@ def tracking_uri() -> str:
 @contextmanager
 def fluent_tracking() -> Iterator[None]:
     """MLflow's fluent API (`mlflow.start_run`, `mlflow.pyfunc.log_model`/`load_model`) pointed at
-    `tracking_uri()` for the block only: a process-wide `mlflow.set_tracking_uri` would outlive it
-    and override $MLFLOW_TRACKING_URI for everything after (another stage run in the same process)."""
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri  # restores the unset state too
+    `tracking_uri()` for the block only. With $MLFLOW_TRACKING_URI set the fluent API reads it
+    already; without, the repository's store is set and unset again: a process-wide
+    `mlflow.set_tracking_uri` would outlive the block (and it exports the variable, so every
+    later run of the process, and its subprocesses, would log there)."""
+    if "MLFLOW_TRACKING_URI" in os.environ:
+        yield
+        return
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri  # back to unset, variable included
 
-    uri = tracking_uri()
-    if uri.startswith(_SQLITE):
-        client()  # the SQLite store's tables, before the fluent API touches it
-    with _use_tracking_uri(uri):
+    client()  # the SQLite store's tables, before the fluent API touches it
+    with _use_tracking_uri(tracking_uri()):
         yield
 
 
