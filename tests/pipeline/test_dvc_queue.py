@@ -35,8 +35,17 @@ def _commit(root) -> None:
     sh("git", "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-q", "-m", "baseline", cwd=root)
 
 
+def _start_workers(dvc_repo: DvcRepo, jobs: int) -> None:
+    """`dvc queue start`, its output in a file: the workers it forks inherit its stdout, so a
+    captured pipe would stay open (and the call blocked) until the last worker exits."""
+    with open(dvc_repo.root.parent / "queue-start.log", "w") as log:
+        subprocess.run([str(BIN / "dvc"), "queue", "start", "--jobs", str(jobs)], cwd=dvc_repo.root,
+                       stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, timeout=120, check=True)
+
+
 def _wait_for_queue(dvc_repo: DvcRepo, timeout_s: float) -> list[dict]:
-    """The queue's entries once none is queued or running."""
+    """The queue's entries once none is queued or running; if it does not get there, what each
+    experiment printed and which processes were still up."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with Repo(str(dvc_repo.root)) as repo:  # `dvc queue status` has no --json
@@ -44,7 +53,11 @@ def _wait_for_queue(dvc_repo: DvcRepo, timeout_s: float) -> list[dict]:
         if entries and all(e["status"] not in ("Queued", "Running") for e in entries):
             return entries
         time.sleep(5)
-    raise AssertionError(f"the queue did not finish in {timeout_s} s: {entries}")
+    logs = [subprocess.run([str(BIN / "dvc"), "queue", "logs", e["name"] or e["rev"]], cwd=dvc_repo.root,
+                           capture_output=True, text=True, timeout=60).stdout[-3000:] for e in entries]
+    ps = subprocess.run(["ps", "-eo", "pid,ppid,etime,time,args"], capture_output=True, text=True).stdout
+    raise AssertionError(f"the queue did not finish in {timeout_s} s: {entries}\n" + "\n".join(logs)
+                         + "\n" + "\n".join(line for line in ps.splitlines() if "dvc" in line or "hw4" in line))
 
 
 def _stop_workers(dvc_repo: DvcRepo) -> None:
@@ -62,7 +75,7 @@ def _workers_of(dvc_repo: DvcRepo) -> list[str]:
     return [line for line in ps.splitlines() if "dvc" in line and "queue" in line and "worker" in line]
 
 
-@pytest.mark.timeout(1500)
+@pytest.mark.timeout(900)
 def test_two_queued_experiments_log_into_the_repository_store(dvc_repo: DvcRepo, monkeypatch: pytest.MonkeyPatch):
     # As a user runs it: no HW4_ROOT, no MLFLOW_TRACKING_URI; the store is found from the repository.
     monkeypatch.delenv("HW4_ROOT")
@@ -76,8 +89,8 @@ def test_two_queued_experiments_log_into_the_repository_store(dvc_repo: DvcRepo,
         dvc_repo.dvc("exp", "run", "--queue", "-n", f"h{hidden}", "-S", f"mlp.hidden_sizes=[{hidden}]",
                      "-S", "download.mirror_dirs=[]", "mlp_select")
     try:
-        dvc_repo.dvc("queue", "start", "--jobs", "2")
-        entries = _wait_for_queue(dvc_repo, 1200)
+        _start_workers(dvc_repo, jobs=2)
+        entries = _wait_for_queue(dvc_repo, 600)
     finally:
         _stop_workers(dvc_repo)
     logs = {name: dvc_repo.dvc("queue", "logs", name) for name in ("h20", "h40")}
