@@ -12,9 +12,22 @@ import pytest
 import yaml
 
 from hw4.config.compose import compose
-from tests.conftest import REPO
+from tests.conftest import REPO, tiny_mlp_params
 
 BIN = Path(sys.executable).parent
+FASHION_MNIST = "/usr/share/datasets/fashion-mnist"  # the Debian package's files, the download stage's mirror
+
+
+def tiny_mlp_pipeline(hidden_sizes: list[int], seeds: list[int]) -> dict:
+    """Params overrides for download, prepare and the MLP stages: Fashion-MNIST from the local
+    mirror, one epoch of tiny networks, on one CPU thread."""
+    return {
+        "seeds": seeds,
+        "trainer": {"accelerator": "cpu", "devices": 1, "progress_bar": False, "threads": 1},
+        "download": {"datasets": ["fashion_mnist"], "generate": [], "mirror_dirs": [FASHION_MNIST], "retries": 0, "timeout_s": 5},
+        "prepare": {"dataset": "fashion_mnist", "val_size": 5000},
+        "mlp": tiny_mlp_params(hidden_sizes=hidden_sizes, epochs=1, batch_size=500, eval_batch_size=5000),
+    }
 
 
 def sh(*cmd: str, cwd: Path, stderr: bool = True) -> str:

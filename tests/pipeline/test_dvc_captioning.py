@@ -11,6 +11,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from hw4.data.sources.manifest import write_manifests
 from hw4.stages.download import generate_standin
 from hw4.tracking import runs as tracking
 from tests.conftest import THREADS
@@ -30,7 +31,8 @@ def test_dvc_repro_prepares_the_standin_and_trains_every_model(dvc_repo: DvcRepo
     dvc_repo.write_params({"trainer": {"accelerator": "cpu", "devices": 1, "progress_bar": False, "threads": THREADS}})
     params = yaml.safe_load((work / "params.yaml").read_text())
     assert params["captioning"]["models"] == list(MODELS) and params["preprocess_coco"]["source"] == "raw"
-    generate_standin("coco2014_raw", work / "data/raw", params["seed"])  # what the download stage does
+    generate_standin("coco2014_raw", work / "data/raw", params["seed"])  # what the download stage does,
+    write_manifests(work / "data/raw", ["coco2014"], work / "data/manifests")  # and what it records
 
     # --single-item: the stand-in is in place already, so the download stage upstream stays out.
     assert DvcRepo.ran(dvc_repo.repro("--single-item", "preprocess_coco", "captioning", "captioning_seeds")) == set(STAGES)

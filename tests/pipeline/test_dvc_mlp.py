@@ -7,33 +7,21 @@ import json
 import pytest
 
 from hw4.stages.mlp import HEADLINE
-from tests.conftest import tiny_mlp_params
-from tests.pipeline.conftest import DvcRepo
+from tests.pipeline.conftest import DvcRepo, tiny_mlp_pipeline
 
 pytestmark = pytest.mark.slow
-FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
-
-
-def _params(hidden_sizes: list[int], seeds: list[int]) -> dict:
-    return {
-        "seeds": seeds,
-        "trainer": {"accelerator": "cpu", "devices": 1, "progress_bar": False},
-        "download": {"datasets": ["fashion_mnist"], "generate": [], "mirror_dirs": [FASHION_MNIST], "retries": 0, "timeout_s": 5},
-        "prepare": {"dataset": "fashion_mnist", "val_size": 5000},
-        "mlp": tiny_mlp_params(hidden_sizes=hidden_sizes, epochs=1, batch_size=500, eval_batch_size=5000),
-    }
 
 
 def test_download_prepare_and_the_sweep_rerun_exactly_what_changed(dvc_repo: DvcRepo):
-    dvc_repo.write_params(_params([4, 8], [0]))
+    dvc_repo.write_params(tiny_mlp_pipeline([4, 8], [0]))
     first = DvcRepo.ran(dvc_repo.repro("mlp_final_seeds"))
     assert first == {"download", "prepare", "mlp@4-0", "mlp@8-0", "mlp_select", "mlp_final@0", "mlp_final_seeds"}
     assert DvcRepo.ran(dvc_repo.repro("mlp_final_seeds")) == set()  # nothing changed, nothing runs
 
-    dvc_repo.write_params(_params([4, 12], [0]))  # one size changed
+    dvc_repo.write_params(tiny_mlp_pipeline([4, 12], [0]))  # one size changed
     assert DvcRepo.ran(dvc_repo.repro("mlp_final_seeds")) == {"mlp@12-0", "mlp_select", "mlp_final@0", "mlp_final_seeds"}
     # A seed added: each size trains once more, and the selection, which changes, retrains the final run.
-    dvc_repo.write_params(_params([4, 12], [0, 1]))
+    dvc_repo.write_params(tiny_mlp_pipeline([4, 12], [0, 1]))
     assert DvcRepo.ran(dvc_repo.repro("mlp_final_seeds")) == {
         "mlp@4-1", "mlp@12-1", "mlp_select", "mlp_final@0", "mlp_final@1", "mlp_final_seeds"}
 

@@ -13,21 +13,9 @@ import pytest
 from dvc.repo import Repo
 
 from hw4.tracking.runs import client
-from tests.conftest import tiny_mlp_params
-from tests.pipeline.conftest import BIN, DvcRepo, sh
+from tests.pipeline.conftest import BIN, DvcRepo, sh, tiny_mlp_pipeline
 
 pytestmark = pytest.mark.slow
-FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
-
-
-def _params() -> dict:
-    return {
-        "seeds": [0],
-        "trainer": {"accelerator": "cpu", "devices": 1, "progress_bar": False, "threads": 1},
-        "download": {"datasets": ["fashion_mnist"], "generate": [], "mirror_dirs": [FASHION_MNIST], "retries": 0, "timeout_s": 5},
-        "prepare": {"dataset": "fashion_mnist", "val_size": 5000},
-        "mlp": tiny_mlp_params(hidden_sizes=[4], epochs=1, batch_size=500, eval_batch_size=5000),
-    }
 
 
 def _commit(root) -> None:
@@ -80,7 +68,7 @@ def test_two_queued_experiments_log_into_the_repository_store(dvc_repo: DvcRepo,
     # As a user runs it: no HW4_ROOT, no MLFLOW_TRACKING_URI; the store is found from the repository.
     monkeypatch.delenv("HW4_ROOT")
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    dvc_repo.write_params(_params())
+    dvc_repo.write_params(tiny_mlp_pipeline([4], [0]))
     _commit(dvc_repo.root)
     dvc_repo.repro("download")  # the workspace's data/raw holds verified files now
 

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from hw4.data.sources.manifest import write_manifests
 from hw4.data.standins import hymenoptera as standin_hymenoptera
 from tests.pipeline.conftest import DvcRepo
 
@@ -20,6 +21,7 @@ def test_dvc_repro_runs_both_modes_on_the_standin(dvc_repo: DvcRepo, monkeypatch
         "transfer": {"pretrained": "random", "epochs": 1, "batch_size": 4, "workers": 0, "image_size": 32},
     })
     standin_hymenoptera.generate(work / "data/raw/hymenoptera", seed=0, per_class={"train": 6, "val": 4})
+    write_manifests(work / "data/raw", ["hymenoptera"], work / "data/manifests")  # what the stages depend on
 
     # --single-item: the stand-in is in place already, so the download stage upstream stays out.
     # The matrix names transfer@<mode>-<seed>; the demo has one seed.

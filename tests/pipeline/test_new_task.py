@@ -13,11 +13,10 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.pipeline.conftest import DvcRepo
+from tests.pipeline.conftest import FASHION_MNIST, DvcRepo
 from tests.stages.test_report import SEEDS, write_fixture_outputs
 
 pytestmark = pytest.mark.slow
-FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
 TOY_STAGE = '''"""A toy task: a linear classifier on the prepared MNIST family."""
 
@@ -106,7 +105,6 @@ TOY_DVC = f"""
     deps: {TRAINING_CODE}
     params: [trainer, toy.epochs, toy.optim]
     outs:
-      - checkpoints/toy/${{item.name}}/seed${{item.seed}}: {{persist: true, cache: false}}
       - models/toy/${{item.name}}/seed${{item.seed}}.pt
       - results/toy/${{item.name}}/seed${{item.seed}}.json: {{cache: false}}
     metrics:

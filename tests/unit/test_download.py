@@ -255,6 +255,8 @@ def test_stage_generates_stand_ins_in_place(tmp_path, monkeypatch):
     assert (target / "hymenoptera_data" / "train" / "seed.txt").read_text() == "7"
     assert (target / STANDIN_MARKER).exists()
     assert [p.name for p in (tmp_path / "raw").iterdir()] == ["hymenoptera"]  # no temporary directory
+    manifest = json.loads((tmp_path / "work/data/manifests/hymenoptera.json").read_text())
+    assert manifest["standin"] is True and set(manifest["files"]) == {"STANDIN", ".standin-entries.json", "hymenoptera_data/train/seed.txt"}
 
     (target / STANDIN_MARKER).unlink()  # now it looks like real, downloaded data
     with pytest.raises(stage.StandinError, match="holds downloaded data"):
@@ -281,7 +283,8 @@ def test_stage_downloads_pins_and_unpacks_over_a_stand_in(mirrors, tmp_path):
     (raw / "toy" / STANDIN_MARKER).write_text("generated\n")
     settings = stage.DownloadSettings(**conf_values("download", datasets=["toy"], retries=0))
 
-    summary = stage.run(settings, raw_dir=raw, lock_path=tmp_path / "lock.json", registry=registry)
+    manifests = tmp_path / "manifests"
+    summary = stage.run(settings, raw_dir=raw, lock_path=tmp_path / "lock.json", registry=registry, manifest_dir=manifests)
 
     assert summary["downloaded"]["toy"]["bundle.zip"].startswith(f"{mirrors.base}/m/bundle.zip (sha256 pinned")
     assert (raw / "toy" / "bundle" / "train" / "a.txt").read_text() == "real"
@@ -289,12 +292,18 @@ def test_stage_downloads_pins_and_unpacks_over_a_stand_in(mirrors, tmp_path):
     digest = sha256(archive.read_bytes())
     assert json.loads((tmp_path / "lock.json").read_text()) == {"toy/bundle.zip": digest}
     assert sorted(p.name for p in (raw / "toy").iterdir()) == [f".extracted-{digest}", "bundle", "bundle.zip"]
+    # The stage's DVC output: what the target holds, by content (what the stages reading it depend on).
+    manifest = (manifests / "toy.json").read_text()
+    assert json.loads(manifest)["standin"] is False
+    assert json.loads(manifest)["files"]["bundle.zip"] == {"bytes": archive.stat().st_size, "sha256": digest}
+    assert json.loads(manifest)["files"]["bundle/train/a.txt"]["sha256"] == sha256(b"real")
 
     mirrors.requests.clear()
-    assert stage.run(settings, raw_dir=raw, lock_path=tmp_path / "lock.json", registry=registry)["downloaded"] == {
+    assert stage.run(settings, raw_dir=raw, lock_path=tmp_path / "lock.json", registry=registry, manifest_dir=manifests)["downloaded"] == {
         "toy": {"bundle.zip": "in place"}
     }
     assert mirrors.requests == []
+    assert (manifests / "toy.json").read_text() == manifest  # the same data: the same bytes, nothing downstream reruns
 
 
 # --- hostile files, stalled mirrors, kills and hand-placed files (issue 15) --------------

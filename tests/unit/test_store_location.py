@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hw4.io.paths import home_root
+from hw4.io.paths import home_root, raw_input
 from hw4.tracking import runs, sqlite_store
 
 
@@ -22,6 +22,20 @@ def test_a_queued_experiment_copy_tracks_into_its_repository(tmp_path: Path, mon
     assert runs.tracking_uri() == f"sqlite:///{repo / 'mlflow.db'}"
     monkeypatch.setenv("HW4_ROOT", str(repo / "exps/tmpk3x9"))  # not DVC's copy: its own root
     assert home_root() == repo / "exps/tmpk3x9"
+
+
+def test_a_queued_experiment_copy_reads_the_repository_downloads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # data/raw is no DVC output, so the copy starts without it and its download stage does not rerun.
+    repo = tmp_path / "repo"
+    copy = repo / ".dvc/tmp/exps/tmpk3x9"
+    (repo / "data/raw/hymenoptera").mkdir(parents=True)
+    copy.mkdir(parents=True)
+    monkeypatch.chdir(copy)
+    monkeypatch.setenv("HW4_ROOT", str(copy))
+    assert raw_input(Path("data/raw/hymenoptera")) == repo / "data/raw/hymenoptera"
+    assert raw_input(Path("data/raw/coco2014")) == Path("data/raw/coco2014")  # in neither: the stage says so
+    (copy / "data/raw/hymenoptera").mkdir(parents=True)  # downloaded again in the copy (other download params)
+    assert raw_input(Path("data/raw/hymenoptera")) == Path("data/raw/hymenoptera")
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ from hw4.features.caption_words import WordTraining, train_on_caption_words, wor
 from hw4.features.image_features import BACKBONES, Weights, build_backbone, extract, pick_device, reduce
 from hw4.io import atomic
 from hw4.io.outputs import write_json
+from hw4.io.paths import raw_input
 from hw4.tracking.runs import StageRun
 from hw4.training import numerics
 from hw4.training.trainer import TrainerSettings
@@ -146,7 +147,7 @@ def image_features(
     backbone is trained on them (weights: caption_words).
     """
     numerics.configure(trainer.numerics, raw.threads)
-    net, dim = build_backbone(raw.backbone, raw.weights, Path(raw.weights_file) if raw.weights_file else None, seed)
+    net, dim = build_backbone(raw.backbone, raw.weights, raw_input(Path(raw.weights_file)) if raw.weights_file else None, seed)
     device = pick_device(raw.device)
     meta: dict[str, Any] = {"backbone": raw.backbone, "weights": raw.weights, "image_size": raw.image_size,
                             "provenance": numerics.provenance(trainer.numerics)}

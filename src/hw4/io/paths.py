@@ -26,6 +26,7 @@ DVC_LOCK = Path("dvc.lock")
 RESULTS = Path("results")  # every stage's full record (metrics/ holds the headline numbers)
 RAW = Path("data/raw")  # downloads and generated stand-ins, one folder per target
 PINNED_CHECKSUMS = Path("data/pinned-checksums.json")
+MANIFESTS = Path("data/manifests")  # <target>.json: the files of data/raw/<target> (hw4.data.sources.manifest)
 MNIST_FAMILY = Path("data/prepared/mnist_family.pt")
 COCO = Path("data/prepared/coco")
 GRADCHECK = Path("metrics/gradcheck.json")
@@ -69,6 +70,23 @@ def home_root() -> Path:
         if copy.parent.as_posix().endswith("/" + EXPERIMENT_COPIES.as_posix()):
             return copy.parents[len(EXPERIMENT_COPIES.parts)]
     return root
+
+
+def raw_input(path: Path) -> Path:
+    """Where a run reads a download that params name (data/raw/...): `path`; in a queued
+    experiment's copy, which has no data/raw (no DVC output: the manifests stand for it, so the
+    download stage does not rerun there), the repository's own. A path found in neither is
+    returned as it is, for the stage to say it is missing (with RAW_MISSING)."""
+    path = Path(path)
+    if path.exists() or path.is_absolute():
+        return path
+    home = home_root() / path
+    return home if home.exists() else path
+
+
+# What to do about a download that is missing (a clone that pulled from a DVC remote has none).
+RAW_MISSING = ("a download missing here (data/raw is not in git, nor in a DVC remote unless `dvc add data/raw` "
+               "put it there) comes back with `dvc repro -f -s download`")
 
 
 def tracking_store() -> Path:

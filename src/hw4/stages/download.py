@@ -2,7 +2,8 @@
 
     python -m hw4 download [--params params.yaml]
 
-Each listed dataset lands in `data/raw/<target>/` (archives unpacked there). Datasets in
+Each listed dataset lands in `data/raw/<target>/` (archives unpacked there), and what that
+directory holds is recorded in `data/manifests/<target>.json`, the stage's DVC output. Datasets in
 `generate` are written by their stand-in generators instead, at the place the real archive
 would unpack to, and marked with a `STANDIN` file in that directory (what the generator
 wrote is listed beside it, so that replacing a stand-in removes that and nothing else).
@@ -24,6 +25,7 @@ from hw4.config.seeds import data_seed
 from hw4.config.settings import ConfigError, load_params, section
 from hw4.data.sources.archives import Limits, extract
 from hw4.data.sources.download import DownloadError, Fetched, HttpOptions, PinLock, fetch
+from hw4.data.sources.manifest import write_manifests
 from hw4.data.sources.registry import Dataset, FileSpec, Registry, load_registry, owned_names, registry_names
 from hw4.data.standins.install import GENERATORS, StandinError, clear_standin, generate_standin
 from hw4.data.standins.marker import is_standin
@@ -85,8 +87,10 @@ def run(
     raw_dir: Path = paths.RAW,
     lock_path: Path = paths.PINNED_CHECKSUMS,
     registry: Registry | None = None,
+    manifest_dir: Path = paths.MANIFESTS,
 ) -> dict[str, Any]:
-    """Fetch every listed dataset, then generate every listed stand-in; say where each came from.
+    """Fetch every listed dataset, then generate every listed stand-in, then write each target
+    directory's manifest (the stage's output: hw4.data.sources.manifest); say where each came from.
 
     Every file is tried; when any fails, one DownloadError lists each failure."""
     registry = registry if registry is not None else load_registry()
@@ -106,6 +110,8 @@ def run(
         summary["generated"][name] = str(generate_standin(name, Path(raw_dir), seed, registry))
     if failures:
         raise DownloadError(_failures_message(failures, summary))
+    targets = [registry[key].target for key in settings.datasets] + [GENERATORS[name][1] for name in settings.generate]
+    write_manifests(Path(raw_dir), targets, manifest_dir)
     return summary
 
 

@@ -46,12 +46,12 @@ def run(
     """Read, check, split and save; return the split sizes and what the data is."""
     registry = registry if registry is not None else load_registry()
     dataset = registry[settings.dataset]
-    source = Path(raw_dir) / dataset.target
+    source = paths.raw_input(Path(raw_dir) / dataset.target)
     missing = [name for name in FILES.values() if not (source / name).is_file()]
     if missing:
         raise FileNotFoundError(
             f"{source}: missing {missing}; run the download stage with "
-            f"'{settings.dataset}' in download.datasets first"
+            f"'{settings.dataset}' in download.datasets first ({paths.RAW_MISSING})"
         )
     if not is_standin(source):
         check_recorded(dataset, source)

@@ -57,9 +57,10 @@ class Settings:
 def run(s: Settings, out_dir: Path = paths.COCO) -> dict[str, Any]:
     """Read the chosen source, subsample, write the layout and meta.json; return meta."""
     settings = s.preprocess_coco
-    input_dir = Path(settings.input_dir)
+    input_dir = paths.raw_input(Path(settings.input_dir))
     if not input_dir.is_dir():
-        raise CocoDataError(f"{input_dir}: no such directory (preprocess_coco.input_dir, source {settings.source})")
+        raise CocoDataError(f"{input_dir}: no such directory (preprocess_coco.input_dir, source {settings.source}); "
+                            f"{paths.RAW_MISSING}")
     standin = is_standin(input_dir)
     params = flatten({"preprocess_coco": asdict(settings), "trainer": asdict(s.trainer), "seed": s.seed})
     with StageRun(EXPERIMENT, "preprocess_coco", params, caption_files(settings.source, input_dir), standin,

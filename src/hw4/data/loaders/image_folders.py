@@ -22,6 +22,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from hw4.data.formats.images import IMAGENET_MEAN, IMAGENET_STD
 from hw4.io.checksums import file_sha256
+from hw4.io.paths import RAW_MISSING
 
 SPLITS = ("train", "val")
 
@@ -44,7 +45,7 @@ def scan(root: Path) -> FolderScan:
     """Every file under `root/<class>/`, sorted; images checked readable, the rest set aside."""
     root = Path(root)
     if not root.is_dir():
-        raise ImageFolderError(f"{root}: no such directory (run the download stage, or fix the data directory in params)")
+        raise ImageFolderError(f"{root}: no such directory (fix the data directory in params; {RAW_MISSING})")
     classes = tuple(sorted(d.name for d in root.iterdir() if d.is_dir()))
     if not classes:
         raise ImageFolderError(f"{root}: no class directories; expected {root}/<class>/<image files>")
