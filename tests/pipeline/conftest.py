@@ -30,9 +30,14 @@ def tiny_mlp_pipeline(hidden_sizes: list[int], seeds: list[int]) -> dict:
     }
 
 
+def venv_env() -> dict[str, str]:
+    """The environment with this venv's bin first on PATH: DVC runs `dvc` (queue workers) and
+    the stages' `python` from PATH, which `bash scripts/test.sh` (and CI) do not activate."""
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+
+
 def sh(*cmd: str, cwd: Path, stderr: bool = True) -> str:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(cmd, cwd=cwd, env=venv_env(), capture_output=True, text=True, timeout=900)
     if result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     return result.stdout + (result.stderr if stderr else "")

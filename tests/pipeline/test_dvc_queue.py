@@ -13,7 +13,7 @@ import pytest
 from dvc.repo import Repo
 
 from hw4.tracking.runs import client
-from tests.pipeline.conftest import BIN, DvcRepo, sh, tiny_mlp_pipeline
+from tests.pipeline.conftest import BIN, DvcRepo, sh, tiny_mlp_pipeline, venv_env
 
 pytestmark = pytest.mark.slow
 
@@ -27,24 +27,26 @@ def _start_workers(dvc_repo: DvcRepo, jobs: int) -> None:
     """`dvc queue start`, its output in a file: the workers it forks inherit its stdout, so a
     captured pipe would stay open (and the call blocked) until the last worker exits."""
     with open(dvc_repo.root.parent / "queue-start.log", "w") as log:
-        subprocess.run([str(BIN / "dvc"), "queue", "start", "--jobs", str(jobs)], cwd=dvc_repo.root,
+        subprocess.run([str(BIN / "dvc"), "queue", "start", "--jobs", str(jobs)], cwd=dvc_repo.root, env=venv_env(),
                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, timeout=120, check=True)
 
 
 def _wait_for_queue(dvc_repo: DvcRepo, timeout_s: float) -> list[dict]:
     """The queue's entries once none is queued or running; if it does not get there, what each
     experiment printed and which processes were still up."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    started = time.monotonic()
+    while time.monotonic() < started + timeout_s:
         with Repo(str(dvc_repo.root)) as repo:  # `dvc queue status` has no --json
             entries = repo.experiments.celery_queue.status()
         if entries and all(e["status"] not in ("Queued", "Running") for e in entries):
             return entries
+        if time.monotonic() > started + 60 and not _workers_of(dvc_repo):
+            break  # nothing left to run what is queued
         time.sleep(5)
     logs = [subprocess.run([str(BIN / "dvc"), "queue", "logs", e["name"] or e["rev"]], cwd=dvc_repo.root,
                            capture_output=True, text=True, timeout=60).stdout[-3000:] for e in entries]
     ps = subprocess.run(["ps", "-eo", "pid,ppid,etime,time,args"], capture_output=True, text=True).stdout
-    raise AssertionError(f"the queue did not finish in {timeout_s} s: {entries}\n" + "\n".join(logs)
+    raise AssertionError(f"the queue did not finish (workers: {len(_workers_of(dvc_repo))}) in {timeout_s} s: {entries}\n" + "\n".join(logs)
                          + "\n" + "\n".join(line for line in ps.splitlines() if "dvc" in line or "hw4" in line))
 
 
