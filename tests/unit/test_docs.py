@@ -17,7 +17,7 @@ from tests.conftest import REPO
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 VENV_TOOLS = {"dvc", "mlflow", "python", "pytest", "torchrun"}
 NESTED = {"dvc": {"exp", "queue", "remote", "metrics", "plots", "stage", "config"}, "mlflow": {"models", "runs", "experiments"}}
-NOT_RUN = {"export", "source", "pip", "xdg-open", "#SBATCH"}  # set-up lines, and what needs a desktop
+NOT_RUN = {"export", "source", "pip", "git", "cd", "xdg-open", "#SBATCH"}  # set-up lines, and what needs a desktop
 
 
 def blocks(page: Path, lang: str = "bash") -> list[str]:
