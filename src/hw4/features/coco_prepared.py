@@ -147,7 +147,7 @@ def image_features(
     backbone is trained on them (weights: caption_words).
     """
     numerics.configure(trainer.numerics, raw.threads)
-    net, dim = build_backbone(raw.backbone, raw.weights, raw_input(Path(raw.weights_file)) if raw.weights_file else None, seed)
+    net, dim = build_backbone(raw.backbone, raw.weights, raw_input(raw.weights_file) if raw.weights_file else None, seed)
     device = pick_device(raw.device)
     meta: dict[str, Any] = {"backbone": raw.backbone, "weights": raw.weights, "image_size": raw.image_size,
                             "provenance": numerics.provenance(trainer.numerics)}

@@ -72,7 +72,7 @@ def home_root() -> Path:
     return root
 
 
-def raw_input(path: Path) -> Path:
+def raw_input(path: str | Path) -> Path:
     """Where a run reads a download that params name (data/raw/...): `path`; in a queued
     experiment's copy, which has no data/raw (no DVC output: the manifests stand for it, so the
     download stage does not rerun there), the repository's own. A path found in neither is

@@ -57,7 +57,7 @@ class Settings:
 def run(s: Settings, out_dir: Path = paths.COCO) -> dict[str, Any]:
     """Read the chosen source, subsample, write the layout and meta.json; return meta."""
     settings = s.preprocess_coco
-    input_dir = paths.raw_input(Path(settings.input_dir))
+    input_dir = paths.raw_input(settings.input_dir)
     if not input_dir.is_dir():
         raise CocoDataError(f"{input_dir}: no such directory (preprocess_coco.input_dir, source {settings.source}); "
                             f"{paths.RAW_MISSING}")

@@ -96,11 +96,11 @@ def run(s: Settings, mode: Mode) -> dict[str, Any]:
     t = s.transfer
     if mode not in t.modes:
         raise ConfigError(f"mode {mode!r} is not in params transfer.modes {t.modes}")
-    data_dir = paths.raw_input(Path(t.data_dir))
+    data_dir = paths.raw_input(t.data_dir)
     data = ImageFolderData(data_dir, t.image_size, t.batch_size, t.workers, s.seed)
     standin = is_standin(data_dir)
     _report_data(data, standin)
-    weights = resolve_weights(t.pretrained, paths.raw_input(Path(t.weights)))
+    weights = resolve_weights(t.pretrained, paths.raw_input(t.weights))
     print(f"transfer: backbone {_describe_weights(weights)}")
 
     params = _run_params(s, mode, data, weights, standin)
