@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest -m "not gpu" "$@"
+# One pytest worker per core (pytest-xdist); work stealing keeps both busy to the end, when
+# the long pipeline tests would otherwise leave one idle.
+exec .venv/bin/python -m pytest -m "not gpu" -n auto --dist worksteal "$@"

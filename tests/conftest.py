@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import pytest
 import torch
+from lightning_utilities.core.rank_zero import rank_zero_only
 
 from hw4.config.compose import default_params
 from hw4.config.settings import from_dict
@@ -20,8 +21,11 @@ T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[1]
 # Torch's CPU threads in every stage a test runs: results depend on it, and
-# scripts/numerics_spread.sh runs the suite's numeric assertions at 1 and 2.
-THREADS = int(os.environ.get("HW4_TEST_THREADS", "2"))
+# scripts/numerics_spread.sh runs the suite's numeric assertions at 1 and 2. Under pytest-xdist
+# (scripts/test.sh: a worker per core) one each, so that workers do not fight over the cores.
+THREADS = int(os.environ.get("HW4_TEST_THREADS", "1" if "PYTEST_XDIST_WORKER" in os.environ else "2"))
+if "PYTEST_XDIST_WORKER" in os.environ:
+    torch.set_num_threads(THREADS)  # the tests' own tensors too
 TEST_TRAINER = {"accelerator": "cpu", "devices": 1, "progress_bar": False, "numerics": "fast", "threads": THREADS}
 
 
@@ -37,6 +41,9 @@ def isolated_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # mlflow.pyfunc.load_model puts the model's code (a copy of hw4) first on sys.path for good:
     # a later test's subprocess given this sys.path would import that copy.
     monkeypatch.setattr(sys, "path", list(sys.path))
+    # Lightning keeps the process's rank in one global that a DDP Trainer sets and never resets:
+    # a test that builds a rank-1 Trainer would silence every later test's logger in this worker.
+    monkeypatch.setattr(rank_zero_only, "rank", 0)
     return work
 
 

@@ -31,9 +31,11 @@ def tiny_mlp_pipeline(hidden_sizes: list[int], seeds: list[int]) -> dict:
 
 
 def venv_env() -> dict[str, str]:
-    """The environment with this venv's bin first on PATH: DVC runs `dvc` (queue workers) and
-    the stages' `python` from PATH, which `bash scripts/test.sh` (and CI) do not activate."""
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    """A user's shell: this venv's bin first on PATH (DVC runs `dvc` for queue workers and the
+    stages' `python` from PATH, which `bash scripts/test.sh` and CI do not activate) and Python
+    writing bytecode, its default, whatever the shell running the tests sets."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
 
 
 def sh(*cmd: str, cwd: Path, stderr: bool = True) -> str:
@@ -81,6 +83,7 @@ def dvc_repo(isolated_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> DvcRepo
     shutil.copy(REPO / ".gitignore", root / ".gitignore")
     sh("git", "init", "-q", cwd=root)
     sh(str(BIN / "dvc"), "init", "-q", cwd=root)
+    shutil.copy(REPO / ".dvcignore", root / ".dvcignore")
     sh(str(BIN / "dvc"), "config", "core.analytics", "false", cwd=root)
     sh(str(BIN / "dvc"), "config", "core.check_update", "false", cwd=root)
     monkeypatch.setenv("HW4_ROOT", str(root))

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from hw4.stages.mlp import HEADLINE
-from tests.pipeline.conftest import DvcRepo, tiny_mlp_pipeline
+from tests.pipeline.conftest import BIN, DvcRepo, sh, tiny_mlp_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -17,6 +17,8 @@ def test_download_prepare_and_the_sweep_rerun_exactly_what_changed(dvc_repo: Dvc
     first = DvcRepo.ran(dvc_repo.repro("mlp_final_seeds"))
     assert first == {"download", "prepare", "mlp@4-0", "mlp@8-0", "mlp_select", "mlp_final@0", "mlp_final_seeds"}
     assert DvcRepo.ran(dvc_repo.repro("mlp_final_seeds")) == set()  # nothing changed, nothing runs
+    _python_caches_everything(dvc_repo)
+    assert json.loads(dvc_repo.dvc("status", "--json", "--with-deps", "mlp_final_seeds")) == {}  # bytecode is no change
 
     dvc_repo.write_params(tiny_mlp_pipeline([4, 12], [0]))  # one size changed
     assert DvcRepo.ran(dvc_repo.repro("mlp_final_seeds")) == {"mlp@12-0", "mlp_select", "mlp_final@0", "mlp_final_seeds"}
@@ -47,6 +49,18 @@ def test_download_prepare_and_the_sweep_rerun_exactly_what_changed(dvc_repo: Dvc
     assert final["seeds"] == [0, 1] and final["test/acc_std"] is not None
     selection = json.loads((dvc_repo.root / "results/mlp/select.json").read_text())
     assert selection["seeds"] == [0, 1] and selection["spread"] is not None and "seeds' spread" in selection["verdict"]
+
+
+def _python_caches_everything(dvc_repo: DvcRepo) -> None:
+    """What a user's Pythons leave in the copy's src/: a stage's imports with bytecode on (the
+    stages themselves import the installed hw4), every module compiled, optimised bytecode, and
+    another version's cache file."""
+    sh("env", "PYTHONPATH=src", str(BIN / "python"), "-c", "import hw4.stages.mlp", cwd=dvc_repo.root)
+    assert list((dvc_repo.root / "src").rglob("*.pyc")), "no bytecode written: PYTHONDONTWRITEBYTECODE is still set"
+    sh(str(BIN / "python"), "-m", "compileall", "-q", "src", cwd=dvc_repo.root)
+    sh(str(BIN / "python"), "-O", "-m", "compileall", "-q", "src", cwd=dvc_repo.root)
+    for cache in (dvc_repo.root / "src").rglob("__pycache__"):
+        (cache / "elsewhere.cpython-399.pyc").write_bytes(b"another Python's bytecode")
 
 
 def _edited(module: str, dvc_repo: DvcRepo) -> set[str]:
