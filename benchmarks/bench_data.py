@@ -26,7 +26,7 @@ from torchvision import datasets, transforms
 
 from hw4.data.formats.mnist import load_split
 from hw4.data.loaders.batches import TensorBatches
-from hw4.data.loaders.mnist_batches import normalise
+from hw4.data.loaders.batches import normalise
 
 BATCH = 100
 

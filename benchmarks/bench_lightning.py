@@ -30,7 +30,8 @@ from pytorch_lightning.callbacks import Callback
 
 from hw4.config.compose import default_params
 from hw4.config.settings import section
-from hw4.data.loaders.mnist_batches import MnistFamilyData, load_prepared, normalise
+from hw4.data.loaders.batches import normalise
+from hw4.data.loaders.mnist_batches import MnistFamilyData, load_prepared
 from hw4.models.mlp import MLP, MLPConfig
 from hw4.tracking.runs import StageRun
 from hw4.training.image_classifier import ImageClassifier

@@ -117,7 +117,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     from mlflow.pyfunc.scoring_server import infer_and_parse_data
 
     from hw4.data.formats.images import encode_png
-    from hw4.data.loaders.mnist_batches import normalise
+    from hw4.data.loaders.batches import normalise
     from hw4.serving.image_input import decoded
 
     uri = args.model or demo_model(tmp)

@@ -14,7 +14,7 @@ from hw4.data.formats.coco_features import CaptionData
 from hw4.data.formats.coco_text import Vocabulary
 from hw4.evaluation.caption_metrics import corpus_scores
 from hw4.io import atomic
-from hw4.io.outputs import plt
+from hw4.io.outputs import figure
 from hw4.training.captioning_module import CaptioningModule
 
 
@@ -87,7 +87,10 @@ def plot_samples(path: Path, items: Sequence[Sample], image_dir: Path | None, ti
     (CS231n's features come with URLs only) its panel shows the URL instead."""
     cols = max(1, min(4, len(items)))
     rows = max(1, -(-len(items) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 4.4 * rows), squeeze=False)
+    from matplotlib.image import imread
+
+    fig = figure((3.4 * cols, 4.4 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[len(items):]:
         ax.axis("off")
     for ax, s in zip(axes.flat, items):
@@ -95,7 +98,7 @@ def plot_samples(path: Path, items: Sequence[Sample], image_dir: Path | None, ti
         ax.set_yticks([])
         picture = Path(image_dir) / s.url if image_dir else None
         if picture is not None and picture.is_file():
-            ax.imshow(plt.imread(picture))
+            ax.imshow(imread(picture))
         else:
             ax.text(0.5, 0.5, textwrap.fill(f"image not at hand: {s.url}", 30), ha="center", va="center", fontsize=7)
         ax.set_title(s.split, fontsize=9)
@@ -104,5 +107,4 @@ def plot_samples(path: Path, items: Sequence[Sample], image_dir: Path | None, ti
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -6,15 +6,13 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any, Mapping, Sequence
-
-import matplotlib
-
-matplotlib.use("Agg")  # no display on training machines
-import matplotlib.pyplot as plt  # noqa: E402
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from hw4.io import atomic
 from hw4.io.paths import record_path
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> Path:
@@ -62,11 +60,20 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
     return atomic.write_text(path, text.getvalue())
 
 
+def figure(size: tuple[float, float]) -> "Figure":
+    """A bare matplotlib Figure: no pyplot, so no backend, no display and no figure to close,
+    and matplotlib is loaded only by the commands that draw."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=size)
+
+
 def plot_curves(path: Path, rows: Sequence[Mapping[str, Any]], x: str, panels: Mapping[str, Sequence[str]], title: str) -> Path:
     """One panel per entry of `panels` (panel title -> columns), `x` on the horizontal axis."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    fig = figure((5 * len(panels), 3.6))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (name, columns) in zip(axes[0], panels.items()):
         for column in columns:
             points = [(r[x], r[column]) for r in rows if r.get(column) is not None]
@@ -79,5 +86,4 @@ def plot_curves(path: Path, rows: Sequence[Mapping[str, Any]], x: str, panels: M
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

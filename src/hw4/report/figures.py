@@ -8,7 +8,7 @@ from typing import Sequence
 
 from matplotlib.ticker import MaxNLocator
 
-from hw4.io.outputs import plt
+from hw4.io.outputs import figure
 
 
 @dataclass
@@ -29,7 +29,8 @@ def series(label: str, rows: Sequence[dict[str, float | None]], x: str, y: str, 
 def overlay(path: Path, lines: Sequence[Series], xlabel: str, ylabel: str, title: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    fig = figure((6.4, 3.8))
+    ax = fig.subplots()
     for s in lines:
         ax.plot(s.xs, s.ys, s.style, markersize=4, label=s.label, color=s.color)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and hidden sizes are whole
@@ -40,5 +41,4 @@ def overlay(path: Path, lines: Sequence[Series], xlabel: str, ylabel: str, title
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from hw4.data.formats.images import encode_png
-from hw4.data.loaders.mnist_batches import normalise
+from hw4.data.loaders.batches import normalise
 from hw4.models.nets import NetSpec
 from hw4.serving.image_input import INPUT, SIGNATURE, classified, decoded
 

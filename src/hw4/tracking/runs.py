@@ -24,9 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
-from pytorch_lightning.loggers.logger import Logger
-from pytorch_lightning.utilities.rank_zero import rank_zero_only
-
 from hw4.io import atomic
 from hw4.io.paths import LAST_CHECKPOINT, RUN_STATE, tracking_artifacts, tracking_store
 from hw4.tracking import sqlite_store
@@ -34,6 +31,8 @@ from hw4.tracking.provenance import provenance_tags
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
+
+    from hw4.tracking.lightning_logger import MLflowRunLogger
 
 PARENT_TAG = "mlflow.parentRunId"
 _SQLITE = "sqlite:///"
@@ -291,6 +290,8 @@ class StageRun:
             client().log_artifact(self.run_id, str(path), None if folder == Path(".") or folder.is_absolute() else folder.as_posix())
 
     def lightning_logger(self) -> "MLflowRunLogger":
+        from hw4.tracking.lightning_logger import MLflowRunLogger  # Lightning: only where a Trainer runs
+
         return MLflowRunLogger(self)
 
     def log_datasets(self, datasets: Sequence["DatasetRef"]) -> None:
@@ -336,57 +337,6 @@ class DatasetRef:
     digest: str
     source: str
     context: str
-
-
-class MLflowRunLogger(Logger):
-    """Lightning's view of a `StageRun`: metrics go to its run, hyperparameters do not.
-
-    The stage logs its settings as flattened params itself, once; Lightning's own
-    MLFlowLogger would open a run per rank and log hparams again on resume. Metrics wait
-    in a buffer and go to MLflow in one batch (one SQLite transaction, ~5 ms of CPU): on
-    `flush()`, which the modules call before a checkpoint is written, so a resumed run
-    lacks no epoch; on `finalize()`, which Lightning calls when fit or test ends or fails;
-    and on `save()`, which the modules call at each epoch's end, if `flush_every_s` has
-    passed since the last write (an MLP epoch at batch 500 takes ~0.15 s on two cores).
-    """
-
-    def __init__(self, run: StageRun, flush_every_s: float = 1.0):
-        super().__init__()
-        self._run = run
-        self._pending: list[tuple[dict[str, float], int | None]] = []
-        self.flush_every_s = flush_every_s
-        self._flushed_at = time.monotonic()
-
-    @property
-    def name(self) -> str:
-        return self._run.experiment
-
-    @property
-    def version(self) -> str:
-        return self._run.run_id or "inactive"
-
-    @rank_zero_only
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        self._pending.append(({k: v for k, v in metrics.items() if k != "epoch"}, step))
-
-    @rank_zero_only
-    def flush(self) -> None:
-        rows, self._pending = self._pending, []
-        self._run.log_metric_rows(rows)
-        self._flushed_at = time.monotonic()
-
-    @rank_zero_only
-    def save(self) -> None:
-        if time.monotonic() - self._flushed_at >= self.flush_every_s:
-            self.flush()
-
-    @rank_zero_only
-    def finalize(self, status: str) -> None:
-        self.flush()
-
-    @rank_zero_only
-    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
-        pass
 
 
 def say(message: str, topic: str = "resume") -> None:

@@ -10,7 +10,7 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from hw4.data.loaders.mnist_batches import normalise
+from hw4.data.loaders.batches import normalise
 from hw4.training.tracked_module import OptimSettings, TrackedModule
 
 SPLITS = ("train", "val", "test")

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import pytorch_lightning as pl
 import torch
 
-from hw4.tracking.runs import MLflowRunLogger
+from hw4.tracking.lightning_logger import MLflowRunLogger
 
 
 @dataclass

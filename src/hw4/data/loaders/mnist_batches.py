@@ -23,12 +23,6 @@ def load_prepared(path: Path) -> dict:
     return data
 
 
-def normalise(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    """uint8 pixels (B, H, W) -> float32 (x / 255 - mean) / std, in two passes over the batch
-    (x * 1/(255 std) - mean/std) where the textbook float-div-sub-div makes four."""
-    return images.mul(1 / (255 * std)).sub_(mean / std)
-
-
 class MnistFamilyData(pl.LightningDataModule):
     """Batches of (uint8 images, uint8 labels): (B, 28, 28) and (B,) for validation and test;
     for training, `steps_per_call` steps' batches stacked, (k, B, 28, 28) and (k, B), k <= steps_per_call.
