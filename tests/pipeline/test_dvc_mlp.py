@@ -7,6 +7,7 @@ import json
 import pytest
 
 from hw4.stages.mlp import HEADLINE
+from tests.conftest import REPO
 from tests.pipeline.conftest import BIN, DvcRepo, sh, tiny_mlp_pipeline
 
 pytestmark = pytest.mark.slow
@@ -16,6 +17,7 @@ def test_download_prepare_and_the_sweep_rerun_exactly_what_changed(dvc_repo: Dvc
     dvc_repo.write_params(tiny_mlp_pipeline([4, 8], [0]))
     first = DvcRepo.ran(dvc_repo.repro("mlp_final_seeds"))
     assert first == {"download", "prepare", "mlp@4-0", "mlp@8-0", "mlp_select", "mlp_final@0", "mlp_final_seeds"}
+    _each_training_process_accounted_for(dvc_repo)
     assert DvcRepo.ran(dvc_repo.repro("mlp_final_seeds")) == set()  # nothing changed, nothing runs
     _python_caches_everything(dvc_repo)
     assert json.loads(dvc_repo.dvc("status", "--json", "--with-deps", "mlp_final_seeds")) == {}  # bytecode is no change
@@ -49,6 +51,20 @@ def test_download_prepare_and_the_sweep_rerun_exactly_what_changed(dvc_repo: Dvc
     assert final["seeds"] == [0, 1] and final["test/acc_std"] is not None
     selection = json.loads((dvc_repo.root / "results/mlp/select.json").read_text())
     assert selection["seeds"] == [0, 1] and selection["spread"] is not None and "seeds' spread" in selection["verdict"]
+
+
+def _each_training_process_accounted_for(dvc_repo: DvcRepo) -> None:
+    """scripts/time_breakdown.py: a row per stage process that trained, in the order DVC ran
+    them, with its start-up, its training and the rest of its run."""
+    out = sh(str(BIN / "python"), str(REPO / "scripts/time_breakdown.py"), cwd=dvc_repo.root, stderr=False)
+    rows = {cells[0]: [float(c) for c in cells[1:]] for line in out.splitlines()
+            if line.startswith("| ") and not line.startswith(("| stage", "| **")) for cells in [line.strip("| ").split(" | ")]}
+    trained = ["mlp@4-0", "mlp@8-0", "mlp_final@0"]
+    assert set(trained) <= set(rows), out
+    for stage in trained:
+        startup, training, rest, gap = rows[stage]
+        assert startup > 0 and training > 0 and rest > 0 and gap >= 0, out
+    assert list(rows).index("mlp_final@0") > max(list(rows).index("mlp@4-0"), list(rows).index("mlp@8-0"))
 
 
 def _python_caches_everything(dvc_repo: DvcRepo) -> None:

@@ -14,6 +14,9 @@ from hw4.io.checksums import file_sha256
 from hw4.io.paths import repo_root
 
 PIPELINE_ENV = "HW4_PIPELINE_RUN_ID"  # set by `python -m hw4 pipeline` under `mlflow run`
+# When the stage's process started (ms since the epoch, as MLflow's run times): the run's start
+# less this is the process's start-up (scripts/time_breakdown.py).
+PROCESS_STARTED = "process.started_ms"
 
 
 def provenance_tags(stage: str, data_files: Sequence[Path], standin: bool) -> dict[str, str]:
@@ -34,6 +37,7 @@ def provenance_tags(stage: str, data_files: Sequence[Path], standin: bool) -> di
             pass
     tags["version.python"] = platform.python_version()
     tags["device"] = device_description()
+    tags[PROCESS_STARTED] = str(process_started_ms())
     if pipeline := os.environ.get(PIPELINE_ENV):
         tags["pipeline.run_id"] = pipeline
     return tags
@@ -91,3 +95,9 @@ def device_description() -> str:
         names = {torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())}
         return f"{torch.cuda.device_count()}x {', '.join(sorted(names))}"
     return f"cpu ({os.cpu_count()} cores, {platform.machine()})"
+
+
+def process_started_ms() -> int:
+    import psutil
+
+    return round(psutil.Process().create_time() * 1000)
