@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hw4.tracking.provenance import PROCESS_STARTED
-from hw4.tracking.runs import client, tracking_uri
+from hw4.tracking.runs import PARENT_TAG, client, tracking_uri
 
 
 @dataclass
@@ -44,8 +44,11 @@ def processes(since_ms: int = 0) -> list[Process]:
     """The stage processes whose runs are in the store (`tracking_uri()`), in start order."""
     c = client()
     ids = [e.experiment_id for e in c.search_experiments()]
+    runs = c.search_runs(ids, max_results=50_000) if ids else []
+    # A parent run (a sweep, a seeds summary) carries its children's numbers, train_time_s among them.
+    parents = {run.data.tags.get(PARENT_TAG) for run in runs}
     by_process: dict[int, Process] = {}
-    for run in c.search_runs(ids, max_results=50_000) if ids else []:
+    for run in runs:
         started = run.data.tags.get(PROCESS_STARTED)
         if started is None or run.info.end_time is None or run.info.start_time < since_ms:
             continue
@@ -53,7 +56,8 @@ def processes(since_ms: int = 0) -> list[Process]:
                                                         run.info.start_time, run.info.end_time, 0.0))
         p.run_start_ms = min(p.run_start_ms, run.info.start_time)
         p.run_end_ms = max(p.run_end_ms, run.info.end_time)
-        p.training_s += run.data.metrics.get("train_time_s", 0.0)
+        if run.info.run_id not in parents:
+            p.training_s += run.data.metrics.get("train_time_s", 0.0)
     return sorted(by_process.values(), key=lambda p: p.started_ms)
 
 

@@ -65,6 +65,7 @@ def _each_training_process_accounted_for(dvc_repo: DvcRepo) -> None:
         startup, training, rest, gap = rows[stage]
         assert startup > 0 and training > 0 and rest > 0 and gap >= 0, out
     assert list(rows).index("mlp_final@0") > max(list(rows).index("mlp@4-0"), list(rows).index("mlp@8-0"))
+    assert rows["mlp_final_seeds"][1] == 0  # the summary's train_time_s is its seeds', not its own
 
 
 def _python_caches_everything(dvc_repo: DvcRepo) -> None:
