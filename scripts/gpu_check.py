@@ -2,11 +2,13 @@
 
     .venv/bin/python scripts/gpu_check.py                   # on a machine with a GPU
     .venv/bin/python scripts/gpu_check.py --accelerator cpu # the same checks on the CPU
+    .venv/bin/python scripts/gpu_check.py --accelerator cpu --quick  # what the test suite runs
 
 Runs in a scratch directory on generated data (the stripes digits, the COCO and
 hymenoptera stand-ins), so it needs no network and no downloaded files. Each stage runs as
 DVC runs it (`python -m hw4 <stage>`); its results file is checked for sane values, and
-samples per second are printed per stage. Without mlflow installed (a bare GPU machine) the
+samples per second are printed per stage. The settings are the demo profile's, composed from
+conf/ with overrides (hydra-core is needed). Without mlflow installed (a bare GPU machine) the
 stages run with HW4_TRACKING=off. Designed to finish within 10 minutes on one GPU.
 """
 
@@ -24,12 +26,12 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from hw4.data.standins import digits as standin_digits
+from hw4.config.compose import composed_yaml  # noqa: E402
+from hw4.data.standins import digits as standin_digits  # noqa: E402
 from hw4.stages.download import generate_standin  # noqa: E402
 
 # (stage arguments, the record it writes, the accuracy-like key that must beat chance, chance level)
@@ -52,20 +54,20 @@ def precision(accelerator: str) -> str:
     return "32-true"
 
 
-def params_for(accelerator: str) -> dict:
-    """The committed demo-sized settings, shortened, on the chosen accelerator."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    demo = yaml.safe_load((REPO / "conf/profile/demo.yaml").read_text())
-    for key in ("preprocess_coco", "captioning", "transfer"):
-        params[key] = {**params[key], **demo.get(key, {})}
-    params["trainer"] = {**params["trainer"], "accelerator": accelerator, "devices": 1, "strategy": "auto",
-                         "precision": precision(accelerator), "deterministic": False, "progress_bar": False}
-    params["seeds"] = [0]  # the stages' default --seed
-    params["mlp"] = {**params["mlp"], "hidden_sizes": [256], "epochs": 2, "batch_size": 500}
-    params["cnn"] = {**params["cnn"], "epochs": 1, "batch_size": 500}
-    params["captioning"]["epochs"] = min(params["captioning"]["epochs"], 10)
-    params["transfer"] = {**params["transfer"], "epochs": 2, "pretrained": "random", "workers": 4}
-    return params
+def overrides_for(accelerator: str, quick: bool) -> list[str]:
+    """The demo profile, shortened, on the chosen accelerator: Hydra overrides of conf/, the
+    project's one composition (as `dvc exp run -S` and `python -m hw4 compose` make params)."""
+    overrides = [
+        "profile=demo", f"trainer.accelerator={accelerator}", "trainer.devices=1", "trainer.strategy=auto",
+        f"trainer.precision={precision(accelerator)}", "trainer.deterministic=false", "trainer.progress_bar=false",
+        "seeds=[0]",  # the stages' default --seed
+        "mlp.hidden_sizes=[256]", "mlp.epochs=2", "mlp.batch_size=500", "cnn.epochs=1", "cnn.batch_size=500",
+        "captioning.epochs=10", "transfer.epochs=2", "transfer.pretrained=random", "transfer.workers=4",
+    ]
+    if quick:  # the suite's run on the CPU: every stage, each for a moment
+        overrides += ["mlp.epochs=1", "captioning.epochs=1", "transfer.workers=0",
+                      "preprocess_coco.raw.word_training.epochs=1"]
+    return overrides
 
 
 def sane(metrics: dict, key: str | None, chance: float | None) -> list[str]:
@@ -88,6 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--accelerator", default="gpu", choices=["gpu", "cpu"])
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true", help="every stage for a moment, on less data (the test suite's run)")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="hw4-gpu-check-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -96,9 +99,10 @@ def main() -> None:
         env["HW4_TRACKING"] = "off"
     else:
         env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
-    (work / "params.yaml").write_text(yaml.safe_dump(params_for(args.accelerator), sort_keys=False))
+    (work / "params.yaml").write_text(composed_yaml(overrides_for(args.accelerator, args.quick), REPO / "conf"))
     (work / "data/prepared").mkdir(parents=True, exist_ok=True)
-    torch.save(standin_digits.generate(50000, 5000, 10000), work / "data/prepared/mnist_family.pt")
+    sizes = (5000, 1000, 1000) if args.quick else (50000, 5000, 10000)
+    torch.save(standin_digits.generate(*sizes), work / "data/prepared/mnist_family.pt")
     for name in ("coco2014_raw", "hymenoptera"):
         generate_standin(name, work / "data/raw", seed=0)
 

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import pytest
 import torch
-from lightning_utilities.core.rank_zero import rank_zero_only
+from pytorch_lightning.utilities.rank_zero import rank_zero_only  # importing it sets the process's rank
 
 from hw4.config.compose import default_params
 from hw4.config.settings import from_dict

@@ -1,0 +1,24 @@
+"""scripts/gpu_check.py, the check a GPU machine runs first, run on the CPU in the suite so that
+it cannot break unnoticed between the sessions that have a GPU."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_gpu_check_passes_on_the_cpu(tmp_path: Path):
+    done = subprocess.run([sys.executable, str(REPO / "scripts/gpu_check.py"), "--accelerator", "cpu", "--quick",
+                           "--workdir", str(tmp_path / "check")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    rows = [line.split() for line in done.stdout.splitlines()[2:]]
+    assert len(rows) == 8 and all(row[-1] == "ok" for row in rows), done.stdout
+    params = (tmp_path / "check/params.yaml").read_text()
+    assert "profile: demo" in params and "min_count:" in params  # composed from conf/, nothing dropped
