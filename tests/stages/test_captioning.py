@@ -262,6 +262,7 @@ def test_homework_setting_overfits_50_captions(isolated_workdir: Path):
 
     first = float(Path("plots/captioning/curves/rnn/seed0.csv").read_text().splitlines()[1].split(",")[1])
     assert metrics["train_captions"] == 50 and metrics["epochs"] == 58
+    assert metrics["train_captions_per_s"] == pytest.approx(58 * 50 / metrics["train_time_s"], rel=0.02)
     assert first > 10 and metrics["train/loss"] < 0.5  # per caption: from about 3 nats a word to near zero
     assert {"val/bleu1", "val/bleu2", "val/bleu3", "val/bleu4", "val/cider"} <= set(metrics)
     assert metrics["standin"] is True and metrics["cell"] == "rnn" and metrics["blind"] is False

@@ -121,6 +121,7 @@ def test_both_modes_on_the_standin(isolated_workdir: Path, monkeypatch: pytest.M
     s = tiny_settings(isolated_workdir, pretrained="imagenet", weights=str(weights))
 
     results = {mode: transfer.run(s, mode) for mode in ("freeze", "finetune")}
+    assert all(r["train_images_per_s"] > 0 for r in results.values())  # 12 training images an epoch
 
     best = {mode: torch.load(f"models/transfer/{mode}/seed0.pt", weights_only=True) for mode in results}
     assert all(torch.equal(best["freeze"]["state_dict"][k], initial[k]) for k in backbone_keys(initial))

@@ -132,6 +132,7 @@ def run(s: Settings, model: str, data_dir: Path = paths.COCO) -> dict[str, Any]:
         record = last_epoch | scores | {
             "model": model, "cell": cell, "blind": blind, "epochs": fitted.trainer.current_epoch,
             "train_captions": len(data.data.captions["train"]),
+            "train_captions_per_s": fitted.samples_per_s(len(data.data.captions["train"])),
             "backbone": data.meta.get("backbone"), "weights": data.meta.get("weights"),
         }
         return RunOutputs(record, module.history, {"loss per caption": ["train/loss", "val/loss"]}, f"{stage}: training loss",

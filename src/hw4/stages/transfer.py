@@ -120,7 +120,8 @@ def run(s: Settings, mode: Mode) -> dict[str, Any]:
         return TransferClassifier(net, optim, t.step_size, t.gamma, len(data.classes))
 
     def outputs(fitted: Fitted) -> RunOutputs:
-        record = summarise(fitted.module.history) | {"mode": mode, "weights": weights.kind}
+        record = summarise(fitted.module.history) | {"mode": mode, "weights": weights.kind,
+                                                     "train_images_per_s": fitted.samples_per_s(len(data.scans["train"].samples))}
         meta = {"mode": mode, "weights": weights.kind, "standin": standin, "dataset": DATASET, "classes": list(data.classes),
                 "epoch": record["best_epoch"], "val/acc": record["val/acc_best"]}
         rows = [{k: r.get(k) for k in CURVE_COLUMNS} | {"standin": standin} for r in fitted.module.history]

@@ -117,10 +117,8 @@ def summarise(history: list[dict[str, float]], fitted: Fitted, train_samples: in
     fitted_rows = [row for row in history if "train/loss" in row]
     summary: dict[str, Any] = {k: v for k, v in (fitted_rows[-1] if fitted_rows else {}).items() if k != "epoch"}
     summary["epochs"] = fitted.trainer.current_epoch
-    # Only the epochs this invocation trained: `train_time_s` is this invocation's (a resume's part).
-    epochs_run = fitted.trainer.current_epoch - fitted.module.first_epoch
-    summary["epochs_trained"] = epochs_run
-    summary["train_samples_per_s"] = round(epochs_run * train_samples / max(fitted.train_time_s, 1e-9))
+    summary["epochs_trained"] = fitted.epochs_run
+    summary["train_samples_per_s"] = fitted.samples_per_s(train_samples)
     for row in history:
         summary.update({k: v for k, v in row.items() if k.startswith("test/")})
     return summary

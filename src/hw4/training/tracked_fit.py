@@ -61,6 +61,14 @@ class Fitted:
     trainer: pl.Trainer
     train_time_s: float  # this invocation's: a resumed run's part
 
+    @property
+    def epochs_run(self) -> int:
+        """The epochs this invocation trained (a resumed run's part, as `train_time_s`)."""
+        return self.trainer.current_epoch - self.module.first_epoch
+
+    def samples_per_s(self, samples_per_epoch: int) -> int:
+        return round(self.epochs_run * samples_per_epoch / max(self.train_time_s, 1e-9))
+
 
 @dataclass
 class RunOutputs:
