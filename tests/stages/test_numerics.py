@@ -43,7 +43,7 @@ def host_levels() -> list[str]:
 STAGES = [["mlp", "--hidden", "16"], ["cnn", "--impl", "torch"], ["captioning", "--model", "lstm"]]
 RESULTS = ["results/mlp/points/h16/seed0.json", "results/cnn/torch/seed0.json", "results/captioning/lstm/seed0.json"]
 # Each run's floats, and what the machine or the clock decide (not compared).
-UNCOMPARED = {"train_time_s", "train_samples_per_s", "provenance", "run_id"}
+UNCOMPARED = {"train_time_s", "train_samples_per_s", "train_captions_per_s", "provenance", "run_id"}
 
 
 def stage_floats(work: Path, mode: str, level: str) -> dict:
