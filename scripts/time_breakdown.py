@@ -62,13 +62,11 @@ def processes(since_ms: int = 0) -> list[Process]:
 
 
 def table(procs: list[Process]) -> str:
-    lines = ["| stage | start-up s | training s | rest of run s | gap before s |", "|---|---|---|---|---|"]
     gaps = [0.0] + [max(0.0, (p.started_ms - q.run_end_ms) / 1000) for q, p in zip(procs, procs[1:])]
-    for p, gap in zip(procs, gaps):
-        lines.append(f"| {p.stage} | {p.startup_s:.1f} | {p.training_s:.1f} | {p.rest_of_run_s:.1f} | {gap:.1f} |")
-    total = lambda values: f"{sum(values):.1f}"  # noqa: E731
-    lines.append(f"| **all {len(procs)} processes** | {total(p.startup_s for p in procs)} | {total(p.training_s for p in procs)} "
-                 f"| {total(p.rest_of_run_s for p in procs)} | {total(gaps)} |")
+    rows = [(p.stage, p.startup_s, p.training_s, p.rest_of_run_s, gap) for p, gap in zip(procs, gaps)]
+    totals = (f"**all {len(procs)} processes**", *(sum(column) for column in list(zip(*rows))[1:] or [[0.0]] * 4))
+    lines = ["| stage | start-up s | training s | rest of run s | gap before s |", "|---|---|---|---|---|"]
+    lines += [f"| {stage} | " + " | ".join(f"{v:.1f}" for v in values) + " |" for stage, *values in [*rows, totals]]
     if procs:
         wall = (procs[-1].run_end_ms - procs[0].started_ms) / 1000
         lines.append(f"\nfirst process start to last run end: {wall:.0f} s")
