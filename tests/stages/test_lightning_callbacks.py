@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
+from pytorch_lightning.callbacks import Callback
 
 from hw4.data.loaders.mnist_batches import MnistFamilyData
 from hw4.models.mlp import MLP, MLPConfig
@@ -23,15 +24,29 @@ from tests.stages.test_transfer import tiny_settings
 # `patience` epochs past the first, on every machine, whatever the floats.
 NEVER_ENOUGH = {"mode": "max", "patience": 2, "min_delta": 1.0}
 OPTIM = OptimSettings(name="sgd", lr=0.1, momentum=0.9, weight_decay=0.0, lr_decay=0.9)
+ONE_CYCLE = OptimSettings(name="adam", lr=0.01, momentum=0.0, weight_decay=0.0, lr_decay=1.0, schedule="one_cycle")
 
 
-def _fit(data_path: Path, epochs: int, checkpoint_dir: Path | None = None, ckpt_path: Path | None = None):
+class StopAfter(Callback):
+    """Ends the fit after `epochs` epochs, as an interruption would: the rest of the fit
+    (its schedule's total steps) is still the whole fit's."""
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        trainer.should_stop = trainer.current_epoch + 1 >= self.epochs
+
+
+def _fit(data_path: Path, epochs: int, checkpoint_dir: Path | None = None, ckpt_path: Path | None = None,
+         optim: OptimSettings = OPTIM, steps_per_call: int = 1, stop_after: int | None = None):
     torch.manual_seed(0)
-    data = MnistFamilyData(data_path, 50, 100, seed=0)
-    module = ImageClassifier(MLP(MLPConfig(hidden=16)), OPTIM, data.mean, data.std)
+    data = MnistFamilyData(data_path, 50, 100, seed=0, steps_per_call=steps_per_call)
+    module = ImageClassifier(MLP(MLPConfig(hidden=16)), optim, data.mean, data.std)
     inert = tracking.StageRun("unused", "unused", {})  # never entered: logs nothing
     trainer = build_trainer(conf_section("trainer", TrainerSettings, **TEST_TRAINER), inert, epochs,
-                            checkpoint_dir=checkpoint_dir, best=Monitor("val/acc", "max") if checkpoint_dir else None)
+                            checkpoint_dir=checkpoint_dir, best=Monitor("val/acc", "max") if checkpoint_dir else None,
+                            callbacks=[StopAfter(stop_after)] if stop_after else [])
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     return trainer, module
 
@@ -45,14 +60,28 @@ def test_epoch_metrics_reach_lightnings_callback_metrics(tiny_prepared: Path):
     assert trainer.callback_metrics["lr"].item() == pytest.approx(last["lr"])
 
 
-def test_a_resumed_fit_trains_what_an_uninterrupted_fit_trains(tiny_prepared: Path, tmp_path: Path):
+@pytest.mark.parametrize("optim", [OPTIM, ONE_CYCLE], ids=["exponential", "one_cycle"])
+def test_a_resumed_fit_trains_what_an_uninterrupted_fit_trains(tiny_prepared: Path, tmp_path: Path, optim: OptimSettings):
     """Each epoch's order comes from its number (TensorBatches.set_epoch): a fit resumed from
-    the last checkpoint takes the later epochs' batches, not the first epoch's again."""
-    _, straight = _fit(tiny_prepared, epochs=3)
-    _fit(tiny_prepared, epochs=2, checkpoint_dir=tmp_path)
-    _, resumed = _fit(tiny_prepared, epochs=3, ckpt_path=tmp_path / "last.ckpt")
+    the last checkpoint takes the later epochs' batches, not the first epoch's again; a
+    per-step schedule goes on from the step it had reached."""
+    _, straight = _fit(tiny_prepared, epochs=3, optim=optim)
+    _fit(tiny_prepared, epochs=3, checkpoint_dir=tmp_path, optim=optim, stop_after=2)
+    _, resumed = _fit(tiny_prepared, epochs=3, ckpt_path=tmp_path / "last.ckpt", optim=optim)
     assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
     assert resumed.history == straight.history
+
+
+@pytest.mark.parametrize("steps_per_call", [1, 3])
+def test_a_one_cycle_schedule_spans_exactly_the_fits_optimiser_steps(tiny_prepared: Path, steps_per_call: int):
+    """Warm-up to the peak rate, then annealed to its floor at the very last step: the
+    schedule counts optimiser steps, several per training_step for the MLP."""
+    trainer, module = _fit(tiny_prepared, epochs=3, optim=ONE_CYCLE, steps_per_call=steps_per_call)
+    schedule = module.lr_schedulers()
+    assert schedule.last_epoch == schedule.total_steps == trainer.global_step
+    rates = [row["lr"] for row in module.history]  # each epoch's last step's
+    assert rates[0] > ONE_CYCLE.lr / 2 and rates[0] > rates[1] > rates[2]
+    assert rates[2] == pytest.approx(ONE_CYCLE.lr / 25 / 1e4)  # the floor, at the last step
 
 
 @pytest.mark.slow

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hw4.layers import ScratchConv2d, ScratchLinear, ScratchMaxPool2d, conv2d, linear, max_pool2d, relu
+from hw4.layers import (ScratchBatchNorm2d, ScratchConv2d, ScratchLinear, ScratchMaxPool2d, batch_norm2d, conv2d, linear,
+                        max_pool2d, relu)
 from hw4.models.cnn import CNN, CNNConfig
 from hw4.models.mlp import MLP, MLPConfig
 from tests.conftest import conf_defaults
@@ -111,6 +112,18 @@ def test_max_pool2d_gradcheck(shape, kernel):
     assert torch.autograd.gradcheck(lambda x: max_pool2d(x, kernel), (_leaf(*shape),))
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (5, 2, 1, 1), (1, 2, 3, 3)])
+def test_batch_norm2d_gradcheck_with_the_batchs_statistics(shape):
+    x, w, b = _leaf(*shape), _leaf(shape[1]), _leaf(shape[1])
+    assert torch.autograd.gradcheck(batch_norm2d, (x, w, b))
+
+
+def test_batch_norm2d_gradcheck_with_running_statistics():
+    mean, var = torch.randn(3, dtype=torch.float64), torch.rand(3, dtype=torch.float64) + 0.5
+    fn = lambda x, w, b: batch_norm2d(x, w, b, mean, var, training=False)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (_leaf(2, 3, 4, 5), _leaf(3), _leaf(3)))
+
+
 # --- float32 against torch.nn.functional --------------------------------------------------
 
 
@@ -143,6 +156,18 @@ def test_max_pool2d_matches_torch_exactly(shape, kernel):
     _assert_same(lambda x: max_pool2d(x, kernel), lambda x: F.max_pool2d(x, kernel), [x], exact=True)
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm2d_matches_torch_and_moves_the_running_statistics_alike(training):
+    x = (_leaf(8, 32, 14, 14, dtype=torch.float32) * 3 + 1).detach().requires_grad_()
+    inputs = [x, _leaf(32, dtype=torch.float32), _leaf(32, dtype=torch.float32)]
+    mine, ref = (torch.randn(32), torch.rand(32) + 0.5), None
+    ref = tuple(t.clone() for t in mine)
+    _assert_same(lambda x, w, b: batch_norm2d(x, w, b, *mine, training=training),
+                 lambda x, w, b: F.batch_norm(x, *ref, w, b, training=training), inputs)
+    for got, want in zip(mine, ref):
+        _assert_close(got, want, what="running statistic")
+
+
 def test_max_pool2d_ties_route_to_one_position_like_torch():
     x = torch.randint(0, 2, (2, 3, 9, 11)).float().requires_grad_()  # many windows with tied maxima
     _assert_same(max_pool2d, lambda x: F.max_pool2d(x, 2), [x], exact=True)
@@ -173,8 +198,10 @@ def test_conv2d_keeps_no_weight_when_input_needs_no_gradient():
 
 
 def test_state_dicts_move_between_torch_and_scratch_layers():
-    pairs = [(nn.Linear(5, 3), ScratchLinear(5, 3)), (nn.Conv2d(2, 4, 3, padding=1), ScratchConv2d(2, 4, 3, padding=1))]
-    x_for = {ScratchLinear: torch.randn(2, 5), ScratchConv2d: torch.randn(2, 2, 6, 6)}
+    pairs = [(nn.Linear(5, 3), ScratchLinear(5, 3)), (nn.Conv2d(2, 4, 3, padding=1), ScratchConv2d(2, 4, 3, padding=1)),
+             (nn.BatchNorm2d(2), ScratchBatchNorm2d(2))]
+    x_for = {ScratchLinear: torch.randn(2, 5), ScratchConv2d: torch.randn(2, 2, 6, 6), ScratchBatchNorm2d: torch.randn(2, 2, 6, 6)}
+    nn.init.uniform_(pairs[2][0].weight)  # not its initial ones
     for ref, scratch in pairs:
         scratch.load_state_dict(ref.state_dict())
         x = x_for[type(scratch)]
@@ -194,9 +221,23 @@ def _assert_nets_agree(torch_net: nn.Module, scratch_net: nn.Module, x: torch.Te
         _assert_close(p.grad, want[name].grad, what=f"gradient of {name}")
 
 
-@pytest.mark.parametrize("config", [HOMEWORK_CNN, CNNConfig(channels=8, kernel=5, padding=2, hidden=16, extra_channels=[16])])
+@pytest.mark.parametrize("config", [
+    HOMEWORK_CNN,
+    CNNConfig(channels=8, kernel=5, padding=2, hidden=16, extra_channels=[16]),
+    CNNConfig(channels=8, kernel=3, padding=1, hidden=16, extra_channels=[16], batch_norm=True),
+], ids=["homework", "two_blocks", "batch_norm"])
 def test_scratch_cnn_equals_torch_cnn(config):
-    _assert_nets_agree(CNN(config, impl="torch"), CNN(config, impl="scratch"), torch.randn(4, 1, 28, 28))
+    torch_net, scratch_net = CNN(config, impl="torch"), CNN(config, impl="scratch")
+    _assert_nets_agree(torch_net, scratch_net, torch.randn(4, 1, 28, 28))
+    torch_net.eval(), scratch_net.eval()  # BatchNorm: the running statistics, moved alike
+    x = torch.randn(4, 1, 28, 28)
+    _assert_close(scratch_net(x), torch_net(x), what="logits in evaluation")
+
+
+def test_a_batch_norm_cnns_blocks_pool_before_they_normalise():
+    net = CNN(CNNConfig(channels=8, kernel=3, padding=1, hidden=16, extra_channels=[16], batch_norm=True), impl="scratch")
+    assert list(net.features._modules) == ["conv1", "pool1", "bn1", "relu1", "conv2", "pool2", "bn2", "relu2"]
+    assert net.features.conv1.bias is None  # BatchNorm's shift replaces it
 
 
 def test_homework_cnn_shapes():
@@ -223,6 +264,8 @@ def test_scratch_mlp_equals_torch_mlp():
         (lambda: ScratchMaxPool2d(2)(torch.randn(4, 9, 9)), r"expected input of shape \(B, C, H, W\), got \(4, 9, 9\)"),
         (lambda: ScratchMaxPool2d(2)(torch.randn(1, 1, 1, 9)), r"needs H, W >= 2, got \(1, 1, 1, 9\)"),
         (lambda: ScratchMaxPool2d(2, stride=1), r"stride must equal kernel_size"),
+        (lambda: ScratchBatchNorm2d(3)(torch.randn(2, 4, 5, 5)), r"expected input of shape \(B, 3, H, W\), got \(2, 4, 5, 5\)"),
+        (lambda: ScratchBatchNorm2d(3)(torch.randn(1, 3, 1, 1)), r"more than one value per channel, got \(1, 3, 1, 1\)"),
         (lambda: CNN(HOMEWORK_CNN, impl="scratch")(torch.randn(2, 1, 32, 32)), r"expects input of shape \(B, 1, 28, 28\), got \(2, 1, 32, 32\)"),
         (lambda: CNN(HOMEWORK_CNN, impl="numpy"), r"impl must be 'torch' or 'scratch'"),
     ],

@@ -6,7 +6,7 @@ autograd. Each backward saves only what its formula reads.
 
 Shapes follow torch: images are (B, C, H, W); a linear weight is nn.Linear's (out, in);
 a conv weight is nn.Conv2d's (F, C, kh, kw). The functional wrappers at the bottom
-(`linear`, `relu`, `conv2d`, `max_pool2d`) check shapes and are what callers use.
+(`linear`, `relu`, `conv2d`, `max_pool2d`, `batch_norm2d`) check shapes and are what callers use.
 """
 
 from __future__ import annotations
@@ -109,10 +109,11 @@ class Conv2dFunction(torch.autograd.Function):
                     axes swapped.
         The code evaluates the same sum by scattering instead of gathering: each column of
         dcols = K_matᵀ @ dY (B, C·kh·kw, L) is the gradient of one receptive field, and
-        col2im (F.fold) adds it back onto the pixels it was read from, then drops the
-        padding. For stride > 1 this is the full convolution of dY dilated with s-1 zeros,
-        without building the dilated tensor; and it avoids unfolding dY into a
-        (B, F·kh·kw, H·W) matrix, which for the homework's 32 filters is 32x larger than X.
+        col2im adds it back onto the pixels it was read from, then drops the padding. For
+        stride > 1 this is the full convolution of dY dilated with s-1 zeros, without
+        building the dilated tensor; and it avoids unfolding dY into a (B, F·kh·kw, H·W)
+        matrix, which for the homework's 32 filters is 32x larger than X. col2im is kh·kw
+        strided adds (`_col2im`), one per kernel offset, each over the whole batch.
 
       db[f] = Σ_{n,m,o} dY[n,f,m,o]
 
@@ -144,15 +145,34 @@ class Conv2dFunction(torch.autograd.Function):
         dy_cols = dy.reshape(n, f, -1)  # (B, F, L)
         dx = dw = db = None
         if ctx.needs_input_grad[0]:
-            w_t = weight.reshape(f, -1).t().expand(n, -1, -1)  # (B, C*kh*kw, F), not copied
+            # (C*kh*kw, F) made contiguous once: a transposed operand slows every batch's GEMM
+            w_t = weight.reshape(f, -1).t().contiguous().expand(n, -1, -1)  # (B, C*kh*kw, F)
             dcols = torch.bmm(w_t, dy_cols)  # (B, C*kh*kw, L)
-            dx = F.fold(dcols, (h, w), kernel, padding=padding, stride=stride)  # (B, C, H, W)
+            dx = _col2im(dcols, (h, w), kernel, stride, padding, dy.shape[2:])  # (B, C, H, W)
         if ctx.needs_input_grad[1]:
             # (B, F, L) @ (B, L, C*kh*kw) -> (B, F, C*kh*kw), summed over the batch.
             dw = torch.bmm(dy_cols, cols.transpose(1, 2)).sum(0).view(f, -1, *kernel)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             db = dy_cols.sum((0, 2))
         return dx, dw, db, None, None
+
+
+def _col2im(dcols: Tensor, size: Pair, kernel: Pair, stride: Pair, padding: Pair, out_size: tuple[int, ...]) -> Tensor:
+    """F.fold's sum: (B, C·kh·kw, Ho·Wo) receptive-field gradients added onto (B, C, H, W).
+
+    Offset (k, l) of every window read pixel (m·s + k, o·s + l) of the padded input, for all
+    windows (m, o) at once: one strided slice of the padded gradient per offset. On a CPU
+    these kh·kw adds take about half F.fold's time for the demo CNN's second conv.
+    """
+    (h, w), (kh, kw), (sh, sw), (ph, pw) = size, kernel, stride, padding
+    ho, wo = out_size
+    n = dcols.shape[0]
+    per_offset = dcols.view(n, -1, kh, kw, ho, wo)  # (B, C, kh, kw, Ho, Wo)
+    dxp = dcols.new_zeros(n, per_offset.shape[1], h + 2 * ph, w + 2 * pw)
+    for k in range(kh):
+        for l in range(kw):
+            dxp[:, :, k : k + sh * (ho - 1) + 1 : sh, l : l + sw * (wo - 1) + 1 : sw] += per_offset[:, :, k, l]
+    return dxp[:, :, ph : ph + h, pw : pw + w]
 
 
 class MaxPool2dFunction(torch.autograd.Function):
@@ -202,6 +222,50 @@ def _first_true(mask: Tensor) -> Tensor:
         slab &= ~seen
         seen |= slab
     return mask
+
+
+class BatchNorm2dFunction(torch.autograd.Function):
+    """Y = γ ⊙ X̂ + β, X̂ = (X - μ) / sqrt(σ² + ε), per channel c over the m = B·H·W values
+    X[:, c] (Ioffe and Szegedy, 2015). In training μ and σ² (biased) are the batch's, so every
+    value of a channel depends on all m of them; in evaluation they are running estimates,
+    constants here, and the layer is a per-channel affine map.
+
+        dβ = Σ dY                dγ = Σ dY ⊙ X̂          (sums over B, H, W; shapes (C,))
+
+    Training: with s = 1 / sqrt(σ² + ε) and X̂ = (X - μ) s, the chain rule through μ and σ²
+    (dμ/dX = 1/m, dσ²/dX = 2 (X - μ) / m) collects into
+
+        dX = γ s / m ⊙ (m dY - dβ - X̂ ⊙ dγ)
+
+    the upstream gradient with its per-channel mean and its component along X̂ removed.
+    Evaluation: dX = γ s ⊙ dY.
+
+    Saves X̂ and s (per channel), not X. μ and s come in as constants: in training their
+    dependence on X is the chain rule above, written out, not autograd's.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, mean: Tensor, invstd: Tensor, batch_stats: bool) -> Tensor:
+        """`mean` and `invstd` (C,): the batch's (`batch_stats`, training) or the running ones."""
+        x_hat = (x - mean[:, None, None]) * invstd[:, None, None]  # (B, C, H, W)
+        ctx.save_for_backward(x_hat, invstd, weight)
+        ctx.batch_stats = batch_stats
+        return torch.addcmul(bias[:, None, None], x_hat, weight[:, None, None])
+
+    @staticmethod
+    def backward(ctx, dy: Tensor):
+        x_hat, invstd, weight = ctx.saved_tensors
+        dbeta = dy.sum((0, 2, 3))
+        dgamma = (dy * x_hat).sum((0, 2, 3))
+        dx = None
+        if ctx.needs_input_grad[0]:
+            scale = (weight * invstd)[:, None, None]  # γ s, (C, 1, 1)
+            if ctx.batch_stats:
+                m = dy.numel() // dy.shape[1]
+                dx = scale / m * (m * dy - dbeta[:, None, None] - x_hat * dgamma[:, None, None])
+            else:
+                dx = scale * dy
+        return dx, dgamma, dbeta, None, None, None
 
 
 def as_pair(value: int | tuple[int, int], name: str) -> Pair:
@@ -274,3 +338,39 @@ def max_pool2d(x: Tensor, kernel_size: int = 2) -> Tensor:
             f"max_pool2d: a {kernel_size}x{kernel_size} window needs H, W >= {kernel_size}, got {_shape(x)}"
         )
     return MaxPool2dFunction.apply(x, kernel_size)
+
+
+def batch_norm2d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Tensor | None = None,
+    running_var: Tensor | None = None,
+    training: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Scratch F.batch_norm for images, x (B, C, H, W), with weight and bias (C,).
+
+    Training normalises by the batch's statistics and, given running buffers, moves them
+    towards the batch's as torch does: r <- (1 - momentum) r + momentum * batch, with the
+    unbiased variance. Evaluation normalises by the running buffers.
+    """
+    if x.dim() != 4 or x.shape[1] != weight.shape[0]:
+        raise ValueError(f"batch_norm2d: expected input of shape (B, {weight.shape[0]}, H, W), got {_shape(x)}")
+    if not training:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm2d: evaluation needs running_mean and running_var")
+        return BatchNorm2dFunction.apply(x, weight, bias, running_mean, (running_var + eps).rsqrt(), False)
+    m = x.numel() // x.shape[1]
+    if m == 1:
+        raise ValueError(f"batch_norm2d: training needs more than one value per channel, got {_shape(x)}")
+    with torch.no_grad():
+        # Two passes, mean then squared deviations: torch.var_mean over (B, H, W) is several
+        # times slower on a CPU, and E[X²] - μ² cancels badly when |μ| >> σ.
+        mean = x.mean((0, 2, 3))
+        var = (x - mean[:, None, None]).square().mean((0, 2, 3))  # biased, (C,)
+        if running_mean is not None and running_var is not None:
+            running_mean.lerp_(mean, momentum)
+            running_var.lerp_(var * (m / (m - 1)), momentum)  # unbiased, as torch keeps it
+    return BatchNorm2dFunction.apply(x, weight, bias, mean, (var + eps).rsqrt(), True)

@@ -1,4 +1,5 @@
-"""nn.Module wrappers of the scratch layers, drop-in for nn.Linear, nn.ReLU, nn.Conv2d, nn.MaxPool2d.
+"""nn.Module wrappers of the scratch layers, drop-in for nn.Linear, nn.ReLU, nn.Conv2d, nn.MaxPool2d
+and nn.BatchNorm2d.
 
 Parameters have torch's names, shapes and initialisation (`weight`, `bias`), so a
 state_dict moves between a torch-built and a scratch-built network unchanged.
@@ -91,3 +92,26 @@ class ScratchMaxPool2d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.kernel_size}"
+
+
+class ScratchBatchNorm2d(nn.Module):
+    """nn.BatchNorm2d(num_features) with its parameters and buffers (`weight`, `bias`,
+    `running_mean`, `running_var`, `num_batches_tracked`) and their initial values."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        return functions.batch_norm2d(x, self.weight, self.bias, self.running_mean, self.running_var,
+                                      self.training, self.momentum, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"

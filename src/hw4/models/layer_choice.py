@@ -15,13 +15,14 @@ class Layers(NamedTuple):
     relu: type[nn.Module]
     pool: type[nn.Module]
     linear: type[nn.Module]
+    batch_norm: type[nn.Module]
 
 
 def layer_classes(impl: Impl) -> Layers:
     if impl == "torch":
-        return Layers(nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Linear)
+        return Layers(nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Linear, nn.BatchNorm2d)
     if impl == "scratch":
-        from hw4.layers import ScratchConv2d, ScratchLinear, ScratchMaxPool2d, ScratchReLU
+        from hw4.layers import ScratchBatchNorm2d, ScratchConv2d, ScratchLinear, ScratchMaxPool2d, ScratchReLU
 
-        return Layers(ScratchConv2d, ScratchReLU, ScratchMaxPool2d, ScratchLinear)
+        return Layers(ScratchConv2d, ScratchReLU, ScratchMaxPool2d, ScratchLinear, ScratchBatchNorm2d)
     raise ValueError(f"impl must be 'torch' or 'scratch', got {impl!r}")

@@ -44,12 +44,15 @@ class CNNSettings:
     optim: OptimSettings
     early_stopping: EarlyStoppingSettings
     augment: Augment  # hflip: random horizontal mirroring (Fashion-MNIST, not digits)
+    label_smoothing: float  # the training targets' weight spread over the other classes
 
     def validate(self, where: str) -> None:
         if not self.impls or len(set(self.impls)) != len(self.impls):
             raise ConfigError(f"params '{where}.impls': list each of torch, scratch at most once, at least one")
         if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
             raise ConfigError(f"params '{where}': epochs and batch sizes must be at least 1")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"params '{where}.label_smoothing': must be in [0, 1), got {self.label_smoothing}")
 
 
 @dataclass
@@ -85,6 +88,7 @@ def run(s: Settings, impl: Impl) -> dict[str, Any]:
         extra_metrics={"impl": impl},
         test=True,
         augment=s.cnn.augment,
+        label_smoothing=s.cnn.label_smoothing,
         early_stopping=s.cnn.early_stopping,
         score="val/acc",  # the last epoch's, whose weights are saved
     )

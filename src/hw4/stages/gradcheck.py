@@ -2,7 +2,8 @@
 
     python -m hw4 gradcheck [--params params.yaml]
 
-For each scratch layer (linear, relu, conv2d, maxpool2d):
+For each scratch layer (linear, relu, conv2d, maxpool2d; batchnorm2d, the demo CNN's, in
+training with the batch's statistics):
 - torch.autograd.gradcheck in float64 on small inputs (odd sizes, batch 1, stride 2 and
   padding for the convolution): the hand-written backward against finite differences;
 - float32 outputs and gradients against torch.nn.functional on the CNN's shapes.
@@ -78,6 +79,10 @@ def _conv(x: tuple[int, ...], f: int, k: int, **options: Any) -> Case:
     return Case({"x": x, "weight": (f, x[1], k, k), "bias": (f,)}, options)
 
 
+def _norm(x: tuple[int, ...]) -> Case:
+    return Case({"x": x, "weight": (x[1],), "bias": (x[1],)})
+
+
 LAYERS: dict[str, Layer] = {
     "linear": Layer(
         layers.linear,
@@ -108,6 +113,12 @@ LAYERS: dict[str, Layer] = {
         F.max_pool2d,
         gradcheck_cases=(Case({"x": (1, 1, 9, 11)}, {"kernel_size": 2}), Case({"x": (2, 3, 8, 8)}, {"kernel_size": 2})),
         compare_cases=(Case({"x": (8, 32, 22, 22)}, {"kernel_size": 2}), Case({"x": (2, 3, 9, 11)}, {"kernel_size": 2})),
+    ),
+    "batchnorm2d": Layer(
+        layers.batch_norm2d,
+        lambda x, weight, bias: F.batch_norm(x, None, None, weight, bias, training=True),
+        gradcheck_cases=(_norm((2, 3, 4, 5)), _norm((5, 2, 1, 1))),
+        compare_cases=(_norm((8, 32, 14, 14)), _norm((8, 64, 7, 7))),
     ),
 }
 

@@ -40,6 +40,7 @@ class ClassifierJob:
     extra_metrics: Mapping[str, Any] = field(default_factory=dict)
     test: bool = False
     augment: Augment = "none"
+    label_smoothing: float = 0.0  # of the training loss's targets
     tags: Mapping[str, str] = field(default_factory=dict)
     train_on_val: bool = False  # train on train + val, validate on nothing (a final retraining)
     steps_per_call: int = 1  # optimiser steps per training_step (ImageClassifier.training_step)
@@ -71,7 +72,8 @@ def train_classifier(job: ClassifierJob) -> dict[str, Any]:
                         test=job.test, datasets=inputs(data, job, dataset), **validation)
 
     def make_module() -> ImageClassifier:
-        return ImageClassifier(job.net.build(), job.optim, data.mean, data.std, augment=job.augment)
+        return ImageClassifier(job.net.build(), job.optim, data.mean, data.std, augment=job.augment,
+                               label_smoothing=job.label_smoothing)
 
     def outputs(fitted: Fitted) -> RunOutputs:
         history = fitted.module.history

@@ -32,11 +32,13 @@ class ImageClassifier(TrackedModule):
 
     def __init__(
         self, net: nn.Module, optim: OptimSettings, mean: float, std: float,
-        num_classes: int = 10, augment: Augment = "none",
+        num_classes: int = 10, augment: Augment = "none", label_smoothing: float = 0.0,
     ):
         super().__init__(optim)
         self.net = net
         self.augment = augment
+        # Training targets only: validation and test losses stay the plain cross-entropy.
+        self.label_smoothing = label_smoothing
         self.mean, self.std = mean, std  # of the training pixels in [0, 1]
         acc = lambda: MulticlassAccuracy(num_classes, average="micro", validate_args=False)  # noqa: E731
         self.acc = nn.ModuleDict({f"{s}_": acc() for s in SPLITS})  # "train" is a Module method
@@ -50,9 +52,9 @@ class ImageClassifier(TrackedModule):
         x = normalise(images, self.mean, self.std)
         return self.net(x.unsqueeze(1))  # (B, 28, 28) -> (B, 1, 28, 28) -> (B, classes)
 
-    def _loss(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _loss(self, images: torch.Tensor, labels: torch.Tensor, smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(images)
-        return F.cross_entropy(logits, labels), logits
+        return F.cross_entropy(logits, labels, label_smoothing=smoothing), logits
 
     def _record(self, split: str, logits: torch.Tensor, labels: torch.Tensor, losses: torch.Tensor) -> None:
         """Keeps the predictions of `logits` (n, C), `labels` (n,) and the mean `losses` (m,)
@@ -84,7 +86,7 @@ class ImageClassifier(TrackedModule):
         for x, y in zip(images, labels):
             if self.augment == "hflip":
                 x = random_hflip(x)
-            loss, out = self._loss(x, y)
+            loss, out = self._loss(x, y, self.label_smoothing)
             self._optimise(loss)
             logits.append(out.detach())
             losses.append(loss.detach())

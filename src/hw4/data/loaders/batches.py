@@ -81,6 +81,11 @@ class TensorBatches:
         flat = idx.flatten()
         return tuple(t.index_select(0, flat).view(*idx.shape, *t.shape[1:]) for t in self.tensors)
 
+    @property
+    def steps_per_epoch(self) -> int:
+        """Training: the optimiser steps an epoch takes (the items of several steps count each)."""
+        return self._train_shape()[0]
+
     def __len__(self) -> int:
         if self.shuffle:
             steps = self._train_shape()[0]

@@ -1,0 +1,97 @@
+"""The demo's CNN stages, another commit's code and demo settings against this code's, side by side.
+
+    .venv/bin/python benchmarks/bench_cnn.py --baseline d0f7feb [--seeds 0 1 2] [--impls torch scratch]
+
+Each code runs `python -m hw4 cnn --impl I --seed K` as `dvc repro` runs it (a process per
+run, MLflow's SQLite store, bytecode on) in a scratch directory of its own, with the
+params.yaml its own `python -m hw4 compose profile=demo` writes: the baseline's `src/` and
+`conf/` come from `git archive`, so each side trains with the settings its commit's demo
+used. Both train on the same prepared Fashion-MNIST (`download` + `prepare` of the demo, from
+the Debian package `dataset-fashion-mnist`). Per (impl, seed) the two codes run one after the
+other, so a busy machine slows both alike. The table gives each run's `train_time_s` (the
+fit, validation included: what the stage records) and test accuracy, and the ratios.
+
+It asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def workdir(root: Path, src: Path | None, seeds: list[int]) -> dict:
+    """`root` plays the repository for one code: its demo params. The environment runs that code."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "MLFLOW_TRACKING_URI")}
+    env["HW4_ROOT"] = str(root)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    overrides = ["profile=demo", f"seeds=[{','.join(map(str, seeds))}]", "trainer.progress_bar=false"]
+    run([sys.executable, "-m", "hw4", "compose", "--output", "params.yaml", *overrides], root, env)
+    return env
+
+
+def run(cmd: list[str], cwd: Path, env: dict) -> None:
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed in {cwd}:\n{done.stderr[-3000:]}")
+
+
+def cnn(cwd: Path, env: dict, impl: str, seed: int) -> dict:
+    run([sys.executable, "-m", "hw4", "cnn", "--impl", impl, "--seed", str(seed)], cwd, env)
+    return json.loads((cwd / f"metrics/cnn/{impl}/seed{seed}.json").read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", default="d0f7feb", help="the commit to compare against (default: d0f7feb)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--impls", nargs="+", default=["torch", "scratch"], choices=["torch", "scratch"])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="hw4-cnn-") as tmp:
+        base_root, new_root = Path(tmp) / "baseline", Path(tmp) / "this_code"
+        base_root.mkdir()
+        archive = subprocess.run(["git", "archive", args.baseline, "src", "conf"], cwd=REPO, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(base_root)], input=archive, check=True)
+        shutil.copytree(REPO / "conf", new_root / "conf")
+        codes = {args.baseline: (base_root, workdir(base_root, base_root / "src", args.seeds)),
+                 "this code": (new_root, workdir(new_root, None, args.seeds))}
+        env = codes["this code"][1]
+        run([sys.executable, "-m", "hw4", "download"], new_root, env)
+        run([sys.executable, "-m", "hw4", "prepare"], new_root, env)
+        shutil.copytree(new_root / "data/prepared", base_root / "data/prepared")
+        rows = []
+        for impl in args.impls:
+            for seed in args.seeds:
+                base, new = (cnn(cwd, env, impl, seed) for cwd, env in codes.values())
+                rows.append((impl, seed, base, new))
+                print(f"{impl} seed {seed}: {base['train_time_s']:.1f} s {base['test/acc']:.4f} -> "
+                      f"{new['train_time_s']:.1f} s {new['test/acc']:.4f}", flush=True)
+    print(f"\n{os.cpu_count()} CPUs; torch {torch.__version__}; train_time_s and test/acc of `python -m hw4 cnn` per run")
+    print(f"| impl | seed | {args.baseline}: train s | test acc | this code: train s | test acc | time ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for impl, seed, base, new in rows:
+        print(f"| {impl} | {seed} | {base['train_time_s']:.1f} | {base['test/acc']:.4f} | {new['train_time_s']:.1f} | "
+              f"{new['test/acc']:.4f} | {new['train_time_s'] / base['train_time_s']:.2f} |")
+    for impl in args.impls:
+        mine = [(b, n) for i, _, b, n in rows if i == impl]
+        if len(mine) > 1:
+            mean = lambda side, key: statistics.mean(pair[side][key] for pair in mine)  # noqa: E731
+            print(f"| {impl} | mean | {mean(0, 'train_time_s'):.1f} | {mean(0, 'test/acc'):.4f} | "
+                  f"{mean(1, 'train_time_s'):.1f} | {mean(1, 'test/acc'):.4f} | "
+                  f"{mean(1, 'train_time_s') / mean(0, 'train_time_s'):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
