@@ -234,6 +234,16 @@ def test_scratch_cnn_equals_torch_cnn(config):
     _assert_close(scratch_net(x), torch_net(x), what="logits in evaluation")
 
 
+def test_flip_average_evaluates_each_image_and_its_mirror_and_leaves_training_alone():
+    config = CNNConfig(channels=4, kernel=3, padding=1, hidden=8, extra_channels=[], flip_average=True)
+    net, x = CNN(config), torch.randn(3, 1, 28, 28)
+    plain = CNN(CNNConfig(channels=4, kernel=3, padding=1, hidden=8, extra_channels=[]))
+    plain.load_state_dict(net.state_dict())
+    _assert_close(net(x), plain(x), exact=True, what="training")
+    net.eval(), plain.eval()
+    _assert_close(net(x), (plain(x) + plain(x.flip(-1))) / 2, exact=True, what="evaluation")
+
+
 def test_a_batch_norm_cnns_blocks_pool_before_they_normalise():
     net = CNN(CNNConfig(channels=8, kernel=3, padding=1, hidden=16, extra_channels=[16], batch_norm=True), impl="scratch")
     assert list(net.features._modules) == ["conv1", "pool1", "bn1", "relu1", "conv2", "pool2", "bn2", "relu2"]

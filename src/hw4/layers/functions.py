@@ -185,43 +185,41 @@ class MaxPool2dFunction(torch.autograd.Function):
     position gets the gradient: the first in row-major order, as F.max_pool2d picks it.
     Saves only the one-hot argmax mask (bool, one byte per pooled input element).
 
-    The windows are laid out window-position-major, (k*k, B, C, Ho, Wo), so that the max
-    and the tie-break are elementwise ops over k*k slabs: torch's CPU max-with-indices
-    over a last dimension of size 4 is several times slower than the whole layer.
+    Window position (a, b) of every window is one strided view of X, X[:, :, a::k, b::k]
+    (B, C, Ho, Wo): the max, the tie-break and the routing back are elementwise ops over
+    these k*k views, with no copy of X laid out by windows. torch's CPU max-with-indices over
+    a last dimension of size 4 is several times slower than the whole layer.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, kernel: int) -> Tensor:
-        n, c, h, w = x.shape
-        ho, wo = h // kernel, w // kernel
-        windows = x[:, :, : ho * kernel, : wo * kernel].unfold(2, kernel, kernel).unfold(3, kernel, kernel)
-        # (B, C, Ho, Wo, k, k) -> (k*k, B, C, Ho, Wo), one copy
-        slabs = windows.permute(4, 5, 0, 1, 2, 3).reshape(kernel * kernel, n, c, ho, wo)
-        out = slabs.amax(0)  # (B, C, Ho, Wo)
-        ctx.save_for_backward(_first_true(slabs == out))
-        ctx.geometry = (h, w, kernel)
+        positions = _window_positions(x, kernel)  # k*k views (B, C, Ho, Wo)
+        out = positions[0]
+        for view in positions[1:]:
+            out = torch.maximum(out, view)
+        taken = torch.zeros_like(out, dtype=torch.bool)
+        argmax = []  # one-hot over the k*k positions: the first that holds the max
+        for view in positions:
+            first = (view == out) & ~taken
+            taken |= first
+            argmax.append(first)
+        ctx.save_for_backward(torch.stack(argmax))  # (k*k, B, C, Ho, Wo) bool
+        ctx.shape, ctx.kernel = x.shape, kernel
         return out
 
     @staticmethod
     def backward(ctx, dy: Tensor):
-        (argmax,) = ctx.saved_tensors  # (k*k, B, C, Ho, Wo) bool
-        h, w, k = ctx.geometry
-        n, c, ho, wo = dy.shape
-        routed = argmax * dy  # (k*k, B, C, Ho, Wo): dY at each window's argmax, 0 elsewhere
-        # (kh, kw, B, C, Ho, Wo) -> (B, C, Ho, kh, Wo, kw) = (B, C, Ho*k, Wo*k)
-        dx = routed.view(k, k, n, c, ho, wo).permute(2, 3, 4, 0, 5, 1).reshape(n, c, ho * k, wo * k)
-        if (h, w) != (ho * k, wo * k):  # zeros for the rows and columns the windows dropped
-            dx = F.pad(dx, (0, w - wo * k, 0, h - ho * k))
+        (argmax,) = ctx.saved_tensors
+        dx = dy.new_zeros(ctx.shape)  # rows and columns the windows dropped stay 0
+        for view, at_max in zip(_window_positions(dx, ctx.kernel), argmax):
+            view.copy_(dy * at_max)  # dY at each window's argmax, 0 elsewhere
         return dx, None
 
 
-def _first_true(mask: Tensor) -> Tensor:
-    """Keep only the first True along dim 0 (in place): one argmax per window on ties."""
-    seen = mask[0].clone()
-    for slab in mask[1:]:  # k*k - 1 window positions, each a whole (B, C, Ho, Wo) slab
-        slab &= ~seen
-        seen |= slab
-    return mask
+def _window_positions(x: Tensor, k: int) -> list[Tensor]:
+    """The k*k views x[:, :, a::k, b::k] of whole windows, (B, C, H//k, W//k) each, row-major."""
+    ho, wo = x.shape[2] // k, x.shape[3] // k
+    return [x[:, :, a : ho * k : k, b : wo * k : k] for a in range(k) for b in range(k)]
 
 
 class BatchNorm2dFunction(torch.autograd.Function):
