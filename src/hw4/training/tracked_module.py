@@ -45,14 +45,16 @@ class OptimSettings:
         if self.weight_decay < 0:
             raise ConfigError(f"params '{where}.weight_decay': must be 0 or more, got {self.weight_decay}")
 
-    def build(self, params, total_steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    def build(self, params, total_steps: int | None = None) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
         """The optimiser over `params` and its schedule, stepped per epoch (exponential) or
-        per optimiser step (one_cycle, over `total_steps`)."""
+        per optimiser step (one_cycle, over `total_steps`, which it needs)."""
         if self.name == "sgd":
             opt = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
         else:
             opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
         if self.schedule == "one_cycle":
+            if total_steps is None:
+                raise ValueError("a one_cycle schedule needs the fit's total optimiser steps")
             # cycle_momentum would also cycle SGD's momentum and Adam's beta1: kept fixed.
             return opt, torch.optim.lr_scheduler.OneCycleLR(
                 opt, self.lr, total_steps=total_steps, pct_start=ONE_CYCLE_WARMUP, cycle_momentum=False)
@@ -151,7 +153,8 @@ class TrackedModule(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "name": "lr"}}
 
     def build_optimiser(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-        return self.optim.build(self.parameters(), self.optimiser_steps())
+        # Only a per-step schedule needs the count, which sets the training loader up early.
+        return self.optim.build(self.parameters(), self.optimiser_steps() if self.optim.per_step else None)
 
     def optimiser_steps(self) -> int:
         """Optimiser steps of the whole fit on this rank: a training loader that stacks
