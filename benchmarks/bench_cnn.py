@@ -21,35 +21,24 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
-
-REPO = Path(__file__).resolve().parents[1]
+from side_by_side import REPO, code_env, extract, run_timed
 
 
 def workdir(root: Path, src: Path | None, seeds: list[int]) -> dict:
     """`root` plays the repository for one code: its demo params. The environment runs that code."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "MLFLOW_TRACKING_URI")}
-    env["HW4_ROOT"] = str(root)
-    if src is not None:
-        env["PYTHONPATH"] = str(src)
+    env = code_env(root, src)
     overrides = ["profile=demo", f"seeds=[{','.join(map(str, seeds))}]", "trainer.progress_bar=false"]
-    run([sys.executable, "-m", "hw4", "compose", "--output", "params.yaml", *overrides], root, env)
+    run_timed([sys.executable, "-m", "hw4", "compose", "--output", "params.yaml", *overrides], root, env)
     return env
 
 
-def run(cmd: list[str], cwd: Path, env: dict) -> None:
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed in {cwd}:\n{done.stderr[-3000:]}")
-
-
 def cnn(cwd: Path, env: dict, impl: str, seed: int) -> dict:
-    run([sys.executable, "-m", "hw4", "cnn", "--impl", impl, "--seed", str(seed)], cwd, env)
+    run_timed([sys.executable, "-m", "hw4", "cnn", "--impl", impl, "--seed", str(seed)], cwd, env)
     return json.loads((cwd / f"metrics/cnn/{impl}/seed{seed}.json").read_text())
 
 
@@ -61,15 +50,13 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hw4-cnn-") as tmp:
         base_root, new_root = Path(tmp) / "baseline", Path(tmp) / "this_code"
-        base_root.mkdir()
-        archive = subprocess.run(["git", "archive", args.baseline, "src", "conf"], cwd=REPO, capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(base_root)], input=archive, check=True)
+        extract(args.baseline, ["src", "conf"], base_root)
         shutil.copytree(REPO / "conf", new_root / "conf")
         codes = {args.baseline: (base_root, workdir(base_root, base_root / "src", args.seeds)),
                  "this code": (new_root, workdir(new_root, None, args.seeds))}
         env = codes["this code"][1]
-        run([sys.executable, "-m", "hw4", "download"], new_root, env)
-        run([sys.executable, "-m", "hw4", "prepare"], new_root, env)
+        run_timed([sys.executable, "-m", "hw4", "download"], new_root, env)
+        run_timed([sys.executable, "-m", "hw4", "prepare"], new_root, env)
         shutil.copytree(new_root / "data/prepared", base_root / "data/prepared")
         rows = []
         for impl in args.impls:

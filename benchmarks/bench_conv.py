@@ -6,7 +6,7 @@ Three tables, each with torch as the baseline measured in the same run:
 1. one conv layer, forward + backward, batch 100: the homework's (1x28x28 input, 32 filters
    7x7) and the demo CNN's second (32x14x14, 64 filters 3x3, padding 1); with the weight
    gradient only (a first layer: images need no gradient) and with the input gradient too;
-2. the input gradient alone, two ways: the implementation's col2im (F.fold of Wᵀ dY)
+2. the input gradient alone, two ways: the implementation's col2im of Wᵀ dY
    and the homework's formula taken literally (full convolution: unfold the zero-padded
    dY, multiply by the 180°-rotated, channel-transposed kernel);
 3. the whole CNN (default config), forward + cross-entropy + backward, in samples/s.
@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from hw4.config.compose import default_params
 from hw4.layers import conv2d
+from hw4.layers.functions import col2im
 from hw4.models.cnn import CNN, CNNConfig
 
 BATCH = 100
@@ -66,9 +67,9 @@ def full_convolution_input_grad(dy: torch.Tensor, weight: torch.Tensor, input_si
 def fold_input_grad(dy: torch.Tensor, weight: torch.Tensor, input_size: tuple[int, int]) -> torch.Tensor:
     """dX as Conv2dFunction.backward computes it (stride 1, no padding): col2im of Wᵀ dY."""
     f, _, kh, kw = weight.shape
-    w_t = weight.reshape(f, -1).t().expand(dy.shape[0], -1, -1)  # (B, C*kh*kw, F)
+    w_t = weight.reshape(f, -1).t().contiguous().expand(dy.shape[0], -1, -1)  # (B, C*kh*kw, F)
     dcols = torch.bmm(w_t, dy.flatten(2))  # (B, C*kh*kw, L)
-    return F.fold(dcols, input_size, (kh, kw))
+    return col2im(dcols, input_size, (kh, kw), (1, 1), (0, 0), dy.shape[2:])
 
 
 def conv_layer_table(repeats: int) -> None:
@@ -96,7 +97,7 @@ def conv_layer_table(repeats: int) -> None:
 
 def input_grad_table(repeats: int) -> None:
     print("\n2. input gradient alone: col2im (implemented) vs full convolution (write-up's formula)")
-    print(f"{'shape':40s} {'fold ms':>8s} {'full conv ms':>13s} {'max|diff|/max|dX|':>18s}")
+    print(f"{'shape':40s} {'col2im ms':>9s} {'full conv ms':>13s} {'max|diff|/max|dX|':>18s}")
     shapes = [((BATCH, 1, 28, 28), (32, 1, 7, 7)), ((BATCH, 32, 14, 14), (64, 32, 5, 5))]
     for (n, c, h, wd), (f, _, kh, kw) in shapes:
         weight = torch.randn(f, c, kh, kw)
@@ -112,7 +113,7 @@ def input_grad_table(repeats: int) -> None:
         )
         label = f"x ({n}, {c}, {h}, {wd}), w ({f}, {c}, {kh}, {kw})"
         rel = ((a - b).abs().max() / b.abs().max()).item()
-        print(f"{label:40s} {ms['fold']:8.2f} {ms['full']:13.2f} {rel:18.1e}")
+        print(f"{label:40s} {ms['fold']:9.2f} {ms['full']:13.2f} {rel:18.1e}")
 
 
 def cnn_table(repeats: int) -> None:

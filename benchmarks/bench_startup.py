@@ -22,10 +22,8 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +33,8 @@ from PIL import Image
 
 from hw4.config.compose import default_params
 from hw4.data.standins import digits
+from side_by_side import code_env, extract, run_timed
 
-REPO = Path(__file__).resolve().parents[1]
 POINT_RECORD = "results/mlp/points/h16/seed0.json"
 
 
@@ -52,25 +50,12 @@ def scratch(root: Path, src: Path | None) -> dict:
     rng = np.random.default_rng(0)
     for name in ("a.png", "b.png"):
         Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(root / name)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "MLFLOW_TRACKING_URI")}
-    env["HW4_ROOT"] = str(root)
-    if src is not None:
-        env["PYTHONPATH"] = str(src)
-    return env
-
-
-def timed(cmd: list[str], cwd: Path, env: dict, ok: tuple[int, ...] = (0,)) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode not in ok:
-        raise SystemExit(f"{' '.join(cmd)} failed in {cwd}:\n{done.stderr[-3000:]}")
-    return seconds
+    return code_env(root, src)
 
 
 def stage(cwd: Path, env: dict) -> tuple[float, float]:
     """(wall, outside training) of one MLP point run."""
-    wall = timed([sys.executable, "-m", "hw4", "mlp", "--hidden", "16"], cwd, env)
+    wall = run_timed([sys.executable, "-m", "hw4", "mlp", "--hidden", "16"], cwd, env)
     return wall, wall - json.loads((cwd / POINT_RECORD).read_text())["train_time_s"]
 
 
@@ -91,14 +76,14 @@ def measure(codes: dict[str, tuple[Path, dict]], repeats: int) -> dict[str, dict
         stage(cwd, env)
     for _ in range(repeats):
         for code, (cwd, env) in codes.items():
-            add("python -c 'import torch'", code, timed([sys.executable, "-c", "import torch"], cwd, env))
-            add("python -m hw4 --help", code, timed([sys.executable, "-m", "hw4", "--help"], cwd, env, ok=(2,)))  # usage
+            add("python -c 'import torch'", code, run_timed([sys.executable, "-c", "import torch"], cwd, env))
+            add("python -m hw4 --help", code, run_timed([sys.executable, "-m", "hw4", "--help"], cwd, env, ok=(2,)))  # usage
             wall, outside = stage(cwd, env)
             add("stage (mlp point, 1 epoch): wall", code, wall)
             add("stage: outside training", code, outside)
             folder, run_uri = model_uris(cwd)
             for label, uri in (("model folder", folder), ("runs:/ URI", run_uri)):
-                add(f"predict 2 images, {label}", code, timed([sys.executable, "-m", "hw4", "predict", uri, "a.png", "b.png"], cwd, env))
+                add(f"predict 2 images, {label}", code, run_timed([sys.executable, "-m", "hw4", "predict", uri, "a.png", "b.png"], cwd, env))
     return rows
 
 
@@ -109,9 +94,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hw4-startup-") as tmp:
         base_src = Path(tmp) / "baseline"
-        base_src.mkdir()
-        archive = subprocess.run(["git", "archive", args.baseline, "src"], cwd=REPO, capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(base_src)], input=archive, check=True)
+        extract(args.baseline, ["src"], base_src)
         codes = {}
         for code, src in ((args.baseline, base_src / "src"), ("this code", None)):
             root = Path(tmp) / code.replace(" ", "_")

@@ -113,7 +113,7 @@ class Conv2dFunction(torch.autograd.Function):
         stride > 1 this is the full convolution of dY dilated with s-1 zeros, without
         building the dilated tensor; and it avoids unfolding dY into a (B, F·kh·kw, H·W)
         matrix, which for the homework's 32 filters is 32x larger than X. col2im is kh·kw
-        strided adds (`_col2im`), one per kernel offset, each over the whole batch.
+        strided adds (`col2im`), one per kernel offset, each over the whole batch.
 
       db[f] = Σ_{n,m,o} dY[n,f,m,o]
 
@@ -148,7 +148,7 @@ class Conv2dFunction(torch.autograd.Function):
             # (C*kh*kw, F) made contiguous once: a transposed operand slows every batch's GEMM
             w_t = weight.reshape(f, -1).t().contiguous().expand(n, -1, -1)  # (B, C*kh*kw, F)
             dcols = torch.bmm(w_t, dy_cols)  # (B, C*kh*kw, L)
-            dx = _col2im(dcols, (h, w), kernel, stride, padding, dy.shape[2:])  # (B, C, H, W)
+            dx = col2im(dcols, (h, w), kernel, stride, padding, dy.shape[2:])  # (B, C, H, W)
         if ctx.needs_input_grad[1]:
             # (B, F, L) @ (B, L, C*kh*kw) -> (B, F, C*kh*kw), summed over the batch.
             dw = torch.bmm(dy_cols, cols.transpose(1, 2)).sum(0).view(f, -1, *kernel)
@@ -157,7 +157,7 @@ class Conv2dFunction(torch.autograd.Function):
         return dx, dw, db, None, None
 
 
-def _col2im(dcols: Tensor, size: Pair, kernel: Pair, stride: Pair, padding: Pair, out_size: tuple[int, ...]) -> Tensor:
+def col2im(dcols: Tensor, size: Pair, kernel: Pair, stride: Pair, padding: Pair, out_size: tuple[int, ...]) -> Tensor:
     """F.fold's sum: (B, C·kh·kw, Ho·Wo) receptive-field gradients added onto (B, C, H, W).
 
     Offset (k, l) of every window read pixel (m·s + k, o·s + l) of the padded input, for all
