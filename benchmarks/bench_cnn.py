@@ -19,22 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
-from side_by_side import REPO, code_env, extract, run_timed
-
-
-def workdir(root: Path, src: Path | None, seeds: list[int]) -> dict:
-    """`root` plays the repository for one code: its demo params. The environment runs that code."""
-    env = code_env(root, src)
-    overrides = ["profile=demo", f"seeds=[{','.join(map(str, seeds))}]", "trainer.progress_bar=false"]
-    run_timed([sys.executable, "-m", "hw4", "compose", "--output", "params.yaml", *overrides], root, env)
-    return env
+from side_by_side import demo_codes, run_timed
 
 
 def cnn(cwd: Path, env: dict, impl: str, seed: int) -> dict:
@@ -49,15 +40,7 @@ def main() -> None:
     parser.add_argument("--impls", nargs="+", default=["torch", "scratch"], choices=["torch", "scratch"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hw4-cnn-") as tmp:
-        base_root, new_root = Path(tmp) / "baseline", Path(tmp) / "this_code"
-        extract(args.baseline, ["src", "conf"], base_root)
-        shutil.copytree(REPO / "conf", new_root / "conf")
-        codes = {args.baseline: (base_root, workdir(base_root, base_root / "src", args.seeds)),
-                 "this code": (new_root, workdir(new_root, None, args.seeds))}
-        env = codes["this code"][1]
-        run_timed([sys.executable, "-m", "hw4", "download"], new_root, env)
-        run_timed([sys.executable, "-m", "hw4", "prepare"], new_root, env)
-        shutil.copytree(new_root / "data/prepared", base_root / "data/prepared")
+        codes = demo_codes(args.baseline, Path(tmp), args.seeds)
         rows = []
         for impl in args.impls:
             for seed in args.seeds:
