@@ -57,12 +57,17 @@ def params_path(args: list[str]) -> Path:
 
 
 def numerics_mode(path: Path) -> str:
-    """params `trainer.numerics`. Without a params file or the key nothing is pinned ("fast"):
-    the stage's own settings check then reports what is missing."""
+    """The CPU code paths to pin: params `trainer.numerics` unless `trainer.accelerator` names a
+    GPU (then "fast"); "fast" too without a params file or the key (the stage's own settings
+    check then reports what is missing). `auto` is pinned without asking for a GPU, which would
+    cost every command torch's import: where `auto` finds one, the variables only steer the
+    host's few CPU kernels, and the trainer computes as on a GPU (`TrainerSettings.for_device`)."""
     if not path.is_file():
         return "fast"
     trainer = load_params(path).get("trainer")
-    mode = trainer.get("numerics", "fast") if isinstance(trainer, dict) else "fast"
+    if not isinstance(trainer, dict):
+        return "fast"
+    mode = trainer.get("numerics", "fast")
     if mode not in MODES:
         raise ConfigError(f"params 'trainer.numerics': {mode!r} is not one of {list(MODES)}")
-    return mode
+    return mode if trainer.get("accelerator", "auto") in ("cpu", "auto") else "fast"

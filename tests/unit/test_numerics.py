@@ -1,14 +1,18 @@
 """The numerics setting: how it is read, what it pins, and what it refuses."""
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
 from hw4 import cli
+from hw4.config.compose import default_params
 from hw4.tracking.provenance import git_tags
+from hw4.tracking.runs import StageRun
 from hw4.training import numerics
+from hw4.training.trainer import TrainerSettings, build_trainer
 
 
 def test_the_mode_is_read_from_the_stage_params_file(tmp_path: Path):
@@ -32,6 +36,49 @@ def test_portable_mode_refuses_a_process_that_chose_its_code_paths_already():
         numerics.configure("portable", 2)
     numerics.configure("fast", 0)
     assert torch.backends.mkldnn.enabled
+
+
+@pytest.mark.parametrize(
+    "accelerator, gpu, on_cpu, pinned",
+    [("cpu", True, True, "portable_avx2"), ("auto", False, True, "portable_avx2"), ("auto", True, False, "portable_avx2"),
+     ("gpu", False, False, "fast"), ("cuda", True, False, "fast")],
+)
+def test_a_stage_trains_on_the_cpu_where_its_accelerator_says_or_auto_finds_no_gpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, accelerator: str, gpu: bool, on_cpu: bool, pinned: str
+):
+    """`python -m hw4` pins the CPU unless the accelerator names a GPU (`auto` without asking the
+    driver: that would import torch for every command); the trainer asks (test below)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert numerics.trains_on_cpu(accelerator) == on_cpu
+    params = tmp_path / "p.yaml"
+    params.write_text(f"trainer: {{accelerator: {accelerator}, numerics: portable_avx2, threads: 2}}\n")
+    assert cli.numerics_mode(params) == pinned
+
+
+def real_trainer_settings() -> TrainerSettings:
+    return TrainerSettings(**default_params()["trainer"])
+
+
+def test_the_cpu_only_settings_give_way_on_a_gpu():
+    settings = real_trainer_settings()
+    assert (settings.numerics, settings.threads) == ("portable_avx2", 2)  # the real profile's, as on the CPU
+    assert settings.for_device(on_cpu=True) == settings
+    on_gpu = settings.for_device(on_cpu=False)
+    assert (on_gpu.numerics, on_gpu.threads) == ("fast", 0)  # the GPU's floats; torch's own threads
+    assert replace(on_gpu, numerics=settings.numerics, threads=settings.threads) == settings  # nothing else moves
+
+
+def test_a_trainer_built_for_a_gpu_neither_pins_nor_refuses_the_cpu(monkeypatch: pytest.MonkeyPatch):
+    """This process ran torch ops unpinned, which a portable CPU stage refuses (test above); built
+    as on a GPU machine (`auto` finding one), the same settings run, and the run says `fast`."""
+    torch.ones(2) + 1
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(numerics, "trains_on_cpu", lambda accelerator: False)
+    run = StageRun("mlp", "mlp@8-0", {})  # not entered: no MLflow run
+    build_trainer(replace(real_trainer_settings(), progress_bar=False, system_metrics_s=0), run, max_epochs=1)
+    assert run.provenance["numerics.mode"] == "fast"
+    assert torch.get_num_threads() == threads and torch.backends.mkldnn.enabled
 
 
 def test_provenance_names_the_code_paths():

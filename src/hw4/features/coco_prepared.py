@@ -146,9 +146,10 @@ def image_features(
     `words` (training images, V) are the training captions' words, the targets when the
     backbone is trained on them (weights: caption_words).
     """
-    numerics.configure(trainer.numerics, raw.threads)
-    net, dim = build_backbone(raw.backbone, raw.weights, raw_input(raw.weights_file) if raw.weights_file else None, seed)
     device = pick_device(raw.device)
+    trainer = trainer.for_device(device.type == "cpu")
+    numerics.configure(trainer.numerics, raw.threads if device.type == "cpu" else 0)
+    net, dim = build_backbone(raw.backbone, raw.weights, raw_input(raw.weights_file) if raw.weights_file else None, seed)
     meta: dict[str, Any] = {"backbone": raw.backbone, "weights": raw.weights, "image_size": raw.image_size,
                             "provenance": numerics.provenance(trainer.numerics)}
     if raw.weights == "caption_words":

@@ -49,6 +49,18 @@ class NumericsError(RuntimeError):
     """Portable numerics asked for in a process whose CPU code paths are already chosen."""
 
 
+def trains_on_cpu(accelerator: str) -> bool:
+    """Whether a stage with this `trainer.accelerator` trains on the CPU: `cpu`, or `auto` where
+    torch sees no GPU."""
+    if accelerator == "cpu":
+        return True
+    if accelerator != "auto":
+        return False  # gpu, cuda, mps, ...: Lightning refuses it where there is none
+    import torch
+
+    return not (torch.cuda.is_available() or torch.backends.mps.is_available())
+
+
 def pin_before_torch(mode: Mode) -> None:
     """Set the variables ATen and MKL read on first use; a no-op in `fast` mode."""
     os.environ.update(PINNED_ENV[mode])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, NamedTuple, Sequence
 
@@ -41,6 +41,12 @@ class TrainerSettings:
     threads: int  # torch intra-op threads on the CPU; 0 leaves torch's default (fast only)
     numerics: numerics.Mode  # portable: the same floats on any x86-64 CPU
     system_metrics_s: float  # CPU, memory, disk, network (and GPU) sampled this often into the run; 0: off
+
+    def for_device(self, on_cpu: bool) -> "TrainerSettings":
+        """The settings a stage trains with: CPU-only ones (`numerics` pinning the CPU's code
+        paths, the `threads` cap) apply on the CPU only. On a GPU the floats that matter are the
+        GPU's, and the loaders and the host's share of the work get torch's own thread count."""
+        return self if on_cpu else replace(self, numerics="fast", threads=0)
 
     def validate(self, where: str) -> None:
         from hw4.config.settings import ConfigError
@@ -137,6 +143,7 @@ def build_trainer(
     Determinism: Lightning seeds nothing itself, so stages call `pl.seed_everything` first;
     on the CPU `deterministic=True` makes repeated runs bit-identical.
     """
+    settings = settings.for_device(numerics.trains_on_cpu(settings.accelerator))
     numerics.configure(settings.numerics, settings.threads)
     run.provenance = numerics.provenance(settings.numerics)  # what the run's floats depend on
     run.set_tags(run.provenance)
