@@ -2,12 +2,15 @@
 checkpoint (ModelCheckpoint), LearningRateMonitor, and a resume that reshuffles as before."""
 
 import csv
+import os
+import signal
 from pathlib import Path
 
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from hw4.data.loaders.mnist_batches import MnistFamilyData
 from hw4.models.mlp import MLP, MLPConfig
@@ -38,15 +41,27 @@ class StopAfter(Callback):
         trainer.should_stop = trainer.current_epoch + 1 >= self.epochs
 
 
+class SignalAt(Callback):
+    """Sends this process `signum` as training item `item` of epoch `epoch` starts, as a
+    scheduler would: the handler runs between two Python instructions of that step."""
+
+    def __init__(self, signum: int, epoch: int, item: int):
+        self.signum, self.epoch, self.item = signum, epoch, item
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx: int) -> None:
+        if (trainer.current_epoch, batch_idx) == (self.epoch, self.item):
+            os.kill(os.getpid(), self.signum)
+
+
 def _fit(data_path: Path, epochs: int, checkpoint_dir: Path | None = None, ckpt_path: Path | None = None,
-         optim: OptimSettings = OPTIM, steps_per_call: int = 1, stop_after: int | None = None):
+         optim: OptimSettings = OPTIM, steps_per_call: int = 1, stop_after: int | None = None, callbacks=()):
     torch.manual_seed(0)
     data = MnistFamilyData(data_path, 50, 100, seed=0, steps_per_call=steps_per_call)
     module = ImageClassifier(MLP(MLPConfig(hidden=16)), optim, data.mean, data.std)
     inert = tracking.StageRun("unused", "unused", {})  # never entered: logs nothing
     trainer = build_trainer(conf_section("trainer", TrainerSettings, **TEST_TRAINER), inert, epochs,
                             checkpoint_dir=checkpoint_dir, best=Monitor("val/acc", "max") if checkpoint_dir else None,
-                            callbacks=[StopAfter(stop_after)] if stop_after else [])
+                            callbacks=[StopAfter(stop_after)] if stop_after else list(callbacks))
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     return trainer, module
 
@@ -68,6 +83,26 @@ def test_a_resumed_fit_trains_what_an_uninterrupted_fit_trains(tiny_prepared: Pa
     _, straight = _fit(tiny_prepared, epochs=3, optim=optim)
     _fit(tiny_prepared, epochs=3, checkpoint_dir=tmp_path, optim=optim, stop_after=2)
     _, resumed = _fit(tiny_prepared, epochs=3, ckpt_path=tmp_path / "last.ckpt", optim=optim)
+    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
+    assert resumed.history == straight.history
+
+
+@pytest.mark.parametrize("signum, steps_per_call", [(signal.SIGTERM, 1), (signal.SIGUSR1, 3)], ids=["SIGTERM", "SIGUSR1-3-steps-per-item"])
+def test_a_fit_stopped_by_a_signal_mid_epoch_resumes_to_what_an_uninterrupted_fit_trains(
+    tiny_prepared: Path, tmp_path: Path, signum: int, steps_per_call: int
+):
+    """The checkpoint taken at the signal is of that step: weights, optimiser, the one-cycle
+    schedule, the loops' counters, the loader's place in the epoch's order and the epoch's
+    training predictions so far; the resumed fit ends as the uninterrupted one, bit for bit."""
+    _, straight = _fit(tiny_prepared, epochs=3, optim=ONE_CYCLE, steps_per_call=steps_per_call)
+    with pytest.raises(SIGTERMException):
+        _fit(tiny_prepared, epochs=3, checkpoint_dir=tmp_path, optim=ONE_CYCLE, steps_per_call=steps_per_call,
+             callbacks=[SignalAt(signum, epoch=1, item=2)])
+    assert signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler)  # the fit's handlers are gone
+    saved = torch.load(tmp_path / "last.ckpt", weights_only=False)
+    assert saved["hw4_train_loader"] == {"epoch": 1, "items_done": 3}  # the step the signal came in, included
+    assert saved["global_step"] == 12 + 3 * steps_per_call  # 600 images in batches of 50: 12 steps an epoch
+    _, resumed = _fit(tiny_prepared, epochs=3, ckpt_path=tmp_path / "last.ckpt", optim=ONE_CYCLE, steps_per_call=steps_per_call)
     assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
     assert resumed.history == straight.history
 

@@ -122,3 +122,32 @@ def test_a_checkpoint_write_that_fails_leaves_the_previous_checkpoint(tmp_path: 
         AtomicCheckpointIO().save_checkpoint({"epoch": 2, "unpicklable": lambda: None}, path)
     assert torch.load(path, weights_only=True) == {"epoch": 1}
     assert unreadable(path) is None and [p.name for p in path.parent.iterdir()] == ["last.ckpt"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1], ids=["SIGTERM", "SIGUSR1"])
+def test_a_signalled_stage_checkpoints_ends_killed_and_exits_nonzero_then_resumes_into_its_run(isolated_workdir: Path, signum: int):
+    """What a cluster does to a long job (hw4.training.preemption): the signal mid-epoch makes a
+    checkpoint of that step, the run KILLED and the exit status 128 + signum; the next run
+    continues the same MLflow run from that step, every epoch logged once."""
+    Path("data/prepared").mkdir(parents=True)
+    torch.save(tiny_mnist_family(n_train=20000), "data/prepared/mnist_family.pt")
+    write_params(isolated_workdir / "params.yaml", mlp=tiny_mlp_params(epochs=EPOCHS, batch_size=20))
+    proc = subprocess.Popen([sys.executable, "-m", "hw4", "mlp", "--hidden", "16"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not CKPT.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, stderr[-3000:]
+    (stopped,) = all_runs()
+    assert stopped.info.status == "KILLED" and not RECORD.exists()
+    position = torch.load(CKPT, weights_only=False)["hw4_train_loader"]
+    assert 0 < position["items_done"], "the checkpoint is not of the step the signal came in"
+
+    hw4("mlp", "--hidden", "16")
+    (finished,) = all_runs()
+    assert finished.info.run_id == stopped.info.run_id and finished.info.status == "FINISHED"
+    assert val_acc_steps(finished.info.run_id) == list(range(EPOCHS))
+    record = json.loads(RECORD.read_text())
+    assert record["epochs"] == EPOCHS and record["epochs_trained"] == EPOCHS - position["epoch"]  # this process's part

@@ -161,11 +161,21 @@ class ResumeState:
         atomic.write_text(self._file, json.dumps(state, indent=1) + "\n")  # a kill mid-write must not lose the run id
 
 
+class Preempted(SystemExit):
+    """A stage stopped by signal `signum` (hw4.training.preemption): its run ends KILLED, its
+    process with the shell's status for the signal, 128 + signum (143 for SIGTERM)."""
+
+    def __init__(self, signum: int):
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
 @dataclass
 class StageRun:
     """One MLflow run for one stage run. Use as a context manager.
 
-    A run that raises ends FAILED (KILLED on Ctrl-C); a run that returns ends FINISHED.
+    A run that raises ends FAILED (KILLED on Ctrl-C or when `Preempted`); a run that returns
+    ends FINISHED.
     """
 
     experiment: str
@@ -199,7 +209,7 @@ class StageRun:
             return
         if exc_type is None:
             status = "FINISHED"
-        elif issubclass(exc_type, KeyboardInterrupt):
+        elif issubclass(exc_type, (KeyboardInterrupt, Preempted)):
             status = "KILLED"
         else:
             status = "FAILED"

@@ -101,6 +101,16 @@ class ImageClassifier(TrackedModule):
         self._log_epoch(self._compute("train"))
         self._end_train_epoch()
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        # A checkpoint mid-epoch (hw4.training.preemption) keeps the epoch's steps so far, so
+        # the resumed epoch's train/loss and train/acc count every step once; empty at an epoch's end.
+        checkpoint["hw4_train_outputs"] = self._outputs["train"]
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self._outputs["train"] = checkpoint.get("hw4_train_outputs", [])
+
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate("val", batch)
 

@@ -18,11 +18,13 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from hw4.io.paths import RunFiles
 from hw4.tracking.logged_models import ModelToLog, log_model
 from hw4.tracking.runs import DatasetRef, ResumeState, StageRun, params_hash
 from hw4.training.checkpoint_io import checkpoint_to_resume
+from hw4.training.preemption import preempted
 from hw4.training.run_outputs import write_run_outputs
 from hw4.training.tracked_module import TrackedModule
 from hw4.training.trainer import Monitor, TrainerSettings, build_trainer
@@ -124,8 +126,11 @@ def tracked_fit(
 def fit(trainer: pl.Trainer, module: TrackedModule, data: Any, ckpt_path: Path | None = None) -> float:
     """`trainer.fit` on a datamodule or a training DataLoader; the seconds it took."""
     start = time.perf_counter()
-    if isinstance(data, pl.LightningDataModule):
-        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
-    else:
-        trainer.fit(module, train_dataloaders=data, ckpt_path=ckpt_path)
+    try:
+        if isinstance(data, pl.LightningDataModule):
+            trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+        else:
+            trainer.fit(module, train_dataloaders=data, ckpt_path=ckpt_path)
+    except SIGTERMException:
+        raise preempted(trainer) from None
     return time.perf_counter() - start

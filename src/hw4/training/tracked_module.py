@@ -81,9 +81,16 @@ class TrackedModule(pl.LightningModule):
         self.history: list[dict[str, float]] = []  # epoch metrics, one row per epoch
         self.first_epoch = 0  # the epoch this fit started at: after a resume, the checkpoint's
         self._step_lr = optim.lr  # a per-step schedule's rate at the last optimiser step
+        self._loader_state: dict | None = None  # a checkpoint's training loader state, until the fit starts
 
     def on_train_start(self) -> None:
         self.first_epoch = self.current_epoch  # the checkpoint is restored by now
+        if self._loader_state is not None:
+            # A checkpoint taken mid-epoch (hw4.training.preemption): the loader goes on from its
+            # place. Lightning restores a stateful loader itself only if it sets the loader up
+            # after the checkpoint is read, not when a per-step schedule counted its steps first.
+            self.trainer.train_dataloader.load_state_dict(self._loader_state)
+            self._loader_state = None
 
     def on_train_epoch_start(self) -> None:
         # A training loader that reshuffles by epoch (TensorBatches) learns it here, before it
@@ -166,8 +173,12 @@ class TrackedModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["hw4_history"] = self.history
+        loader = self.trainer.train_dataloader
+        if hasattr(loader, "state_dict"):
+            checkpoint["hw4_train_loader"] = loader.state_dict()
         if isinstance(self.logger, MLflowRunLogger):
             self.logger.flush()  # every epoch a resume would skip is in MLflow first
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.history = checkpoint.get("hw4_history", [])
+        self._loader_state = checkpoint.get("hw4_train_loader")

@@ -9,11 +9,13 @@ from typing import Literal, NamedTuple, Sequence
 import pytorch_lightning as pl
 from pytorch_lightning.accelerators import AcceleratorRegistry
 from pytorch_lightning.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.plugins.environments import SLURMEnvironment
 from pytorch_lightning.strategies import StrategyRegistry
 
 from hw4.io.paths import BEST_CHECKPOINT, LAST_CHECKPOINT
 from hw4.tracking.runs import StageRun
 from hw4.training.checkpoint_io import AtomicCheckpointIO
+from hw4.training.preemption import Preemption
 from hw4.training import numerics
 
 # Lightning's precision names: its list is private (lightning_fabric.connector._PRECISION_INPUT_STR and
@@ -115,6 +117,14 @@ def _valid_devices(devices: int | str) -> bool:
     return devices == "auto" or all(part.strip().isdigit() for part in devices.split(","))
 
 
+def slurm_without_requeue() -> list[SLURMEnvironment]:
+    """Under SLURM, Lightning's environment without its auto-requeue, whose SIGUSR1 handler
+    would save `hpc_ckpt_N.ckpt` into the working directory mid-step and resume every later
+    fit there from it. The stage's own checkpoint at the signal (hw4.training.preemption) and
+    the batch script's requeue (docs/scaling.md) take its place."""
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
+
+
 def trainer_and_seed(params: dict, seed: int | None) -> tuple[TrainerSettings, int]:
     """The two settings every training stage reads besides its own section: the trainer, and
     its seed (`--seed`, one of params `seeds`; the first where not given)."""
@@ -157,10 +167,11 @@ def build_trainer(
                 dirpath=checkpoint_dir, filename=Path(BEST_CHECKPOINT).stem, monitor=best.metric, mode=best.mode, save_top_k=1,
                 save_weights_only=True, enable_version_counter=False,
             ))
-        # Overwritten every epoch: what a killed run resumes from (ResumeState.checkpoint).
+        # Overwritten every epoch, and at a SIGTERM or SIGUSR1: what a stopped run resumes from (ResumeState.checkpoint).
         all_callbacks.append(
             ModelCheckpoint(dirpath=checkpoint_dir, filename=Path(LAST_CHECKPOINT).stem, save_top_k=1, enable_version_counter=False)
         )
+        all_callbacks.append(Preemption(checkpoint_dir / LAST_CHECKPOINT))
     return pl.Trainer(
         accelerator=settings.accelerator,
         devices=settings.devices,
@@ -172,7 +183,7 @@ def build_trainer(
         logger=run.lightning_logger(),
         callbacks=all_callbacks,
         enable_checkpointing=checkpoint_dir is not None,
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO(), *slurm_without_requeue()],
         enable_progress_bar=settings.progress_bar,
         enable_model_summary=False,
         log_every_n_steps=settings.log_every_n_steps,

@@ -44,6 +44,8 @@ class TensorBatches:
         if self.steps_per_item is not None and (not self.shuffle or self.steps_per_item < 1):
             raise ValueError(f"steps_per_item={self.steps_per_item}: a positive count, for training batches only")
         self.epoch = 0  # the training order's; set by `set_epoch` (TrackedModule.on_train_epoch_start)
+        self.items_done = 0  # of this epoch's training items, handed out (at a save mid-epoch: trained on)
+        self._skip = 0  # items of a resumed epoch trained before the checkpoint
 
     @property
     def num_samples(self) -> int:
@@ -68,10 +70,13 @@ class TensorBatches:
             mine = perm[: steps * self.world_size * local].view(steps, self.world_size, local)
             order = mine[:, self.rank].to(device)  # (steps, local): this rank's samples, step by step
             items = order.unbind(0) if self.steps_per_item is None else order.split(self.steps_per_item)
+            items, self.items_done, self._skip = items[self._skip :], self._skip, 0
         else:
             lo, hi = self._eval_range()
             items = torch.arange(lo, hi, device=device).split(self.batch_size)
         for idx in items:
+            if self.shuffle:
+                self.items_done += 1
             yield self._gather(idx)
 
     def _gather(self, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -95,6 +100,16 @@ class TensorBatches:
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    # Lightning saves a training loader that has these two in the checkpoint and restores it
+    # before iterating: a fit stopped mid-epoch (hw4.training.preemption) resumes with the
+    # epoch's order and the items it had not trained on.
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "items_done": self.items_done}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch = state["epoch"]
+        self._skip = state["items_done"] if state["items_done"] < len(self) else 0  # a finished epoch: none
 
     def to(self, device: torch.device) -> "TensorBatches":
         self.tensors = [t.to(device) for t in self.tensors]
