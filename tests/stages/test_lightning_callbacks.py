@@ -42,14 +42,18 @@ class StopAfter(Callback):
 
 
 class SignalAt(Callback):
-    """Sends this process `signum` as training item `item` of epoch `epoch` starts, as a
-    scheduler would: the handler runs between two Python instructions of that step."""
+    """Sends this process `signum` as training item `item` of epoch `epoch` starts (None: as its
+    validation starts), as a scheduler would: the handler runs between two Python instructions."""
 
-    def __init__(self, signum: int, epoch: int, item: int):
+    def __init__(self, signum: int, epoch: int, item: int | None):
         self.signum, self.epoch, self.item = signum, epoch, item
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx: int) -> None:
         if (trainer.current_epoch, batch_idx) == (self.epoch, self.item):
+            os.kill(os.getpid(), self.signum)
+
+    def on_validation_batch_start(self, trainer, module, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if (trainer.current_epoch, batch_idx, self.item) == (self.epoch, 0, None):
             os.kill(os.getpid(), self.signum)
 
 
@@ -87,21 +91,27 @@ def test_a_resumed_fit_trains_what_an_uninterrupted_fit_trains(tiny_prepared: Pa
     assert resumed.history == straight.history
 
 
-@pytest.mark.parametrize("signum, steps_per_call", [(signal.SIGTERM, 1), (signal.SIGUSR1, 3)], ids=["SIGTERM", "SIGUSR1-3-steps-per-item"])
+@pytest.mark.parametrize(
+    "signum, steps_per_call, item",
+    [(signal.SIGTERM, 1, 2), (signal.SIGUSR1, 3, 2), (signal.SIGTERM, 1, None)],
+    ids=["SIGTERM", "SIGUSR1-3-steps-per-item", "SIGTERM-in-validation"],
+)
 def test_a_fit_stopped_by_a_signal_mid_epoch_resumes_to_what_an_uninterrupted_fit_trains(
-    tiny_prepared: Path, tmp_path: Path, signum: int, steps_per_call: int
+    tiny_prepared: Path, tmp_path: Path, signum: int, steps_per_call: int, item: int | None
 ):
-    """The checkpoint taken at the signal is of that step: weights, optimiser, the one-cycle
-    schedule, the loops' counters, the loader's place in the epoch's order and the epoch's
-    training predictions so far; the resumed fit ends as the uninterrupted one, bit for bit."""
+    """The checkpoint taken at the signal is of that step (or of the end of the validation it
+    came in): weights, optimiser, the one-cycle schedule, the loops' counters, the loader's
+    place in the epoch's order and the epoch's training predictions so far; the resumed fit
+    ends as the uninterrupted one, bit for bit."""
     _, straight = _fit(tiny_prepared, epochs=3, optim=ONE_CYCLE, steps_per_call=steps_per_call)
     with pytest.raises(SIGTERMException):
         _fit(tiny_prepared, epochs=3, checkpoint_dir=tmp_path, optim=ONE_CYCLE, steps_per_call=steps_per_call,
-             callbacks=[SignalAt(signum, epoch=1, item=2)])
+             callbacks=[SignalAt(signum, epoch=1, item=item)])
     assert signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler)  # the fit's handlers are gone
     saved = torch.load(tmp_path / "last.ckpt", weights_only=False)
-    assert saved["hw4_train_loader"] == {"epoch": 1, "items_done": 3}  # the step the signal came in, included
-    assert saved["global_step"] == 12 + 3 * steps_per_call  # 600 images in batches of 50: 12 steps an epoch
+    items = 3 if item == 2 else 12 // steps_per_call  # the step the signal came in, included; or all
+    assert saved["hw4_train_loader"] == {"epoch": 1, "items_done": items}
+    assert saved["global_step"] == 12 + items * steps_per_call  # 600 images in batches of 50: 12 steps an epoch
     _, resumed = _fit(tiny_prepared, epochs=3, ckpt_path=tmp_path / "last.ckpt", optim=ONE_CYCLE, steps_per_call=steps_per_call)
     assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
     assert resumed.history == straight.history

@@ -25,18 +25,20 @@ SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
 class Preemption(Callback):
-    """Stops the fit at the next step after SIGTERM or SIGUSR1 and checkpoints it to `checkpoint`."""
+    """Stops the fit after SIGTERM or SIGUSR1 at the end of the training step (or validation) it
+    came in, with a checkpoint of that moment in `checkpoint`."""
 
     def __init__(self, checkpoint: Path):
         self.checkpoint = checkpoint
         self.signum: int | None = None
-        self.saved = False
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        # After Lightning's own handlers (it installs them when the fit starts), which are kept
-        # (its SIGTERM flag stops its loops too) and which it restores when the fit ends.
+        # Installed over Lightning's handlers (it restores the process's own when the fit ends).
+        # Lightning's SIGTERM flag would stop its loops in the middle of a validation, which no
+        # checkpoint resumes exactly (the evaluation's loader starts over); a SIGUSR1 handler
+        # that was there before the fit still runs.
         for signum in SIGNALS:
-            previous = signal.getsignal(signum)
+            previous = signal.getsignal(signum) if signum != signal.SIGTERM else None
 
             def handler(received: int, frame: FrameType | None, previous=previous) -> None:
                 self.signum = self.signum or received
@@ -46,26 +48,25 @@ class Preemption(Callback):
             signal.signal(signum, handler)
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
-        if self.signum is None:
+        self._stop_if_signalled(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._stop_if_signalled(trainer)
+
+    def _stop_if_signalled(self, trainer: pl.Trainer) -> None:
+        # Every rank stops at the same step, whichever ranks the signal reached (one all-reduce
+        # of a flag under DDP; on one device, the flag itself).
+        if not trainer.strategy.reduce_boolean_decision(self.signum is not None, all=False):
             return
-        # Saved here, as ModelCheckpoint's every_n_train_steps saves: Lightning's loops resume a
-        # checkpoint of this hook after this step. The loader has handed out one item more than
-        # was trained on (Lightning fetches ahead): it is told how many were.
-        self._save(trainer, trainer.fit_loop.epoch_loop.batch_progress.current.processed)
-        raise SIGTERMException  # Lightning's own stop: its loops end and the fit raises it
-
-    def on_exception(self, trainer: pl.Trainer, module: pl.LightningModule, exception: BaseException) -> None:
-        # A SIGTERM between this hook and Lightning's own check (after the step's bookkeeping)
-        # stops the fit there, without the hook above: the checkpoint is taken here instead.
-        if self.signum is not None and not self.saved and isinstance(exception, SIGTERMException):
-            self._save(trainer, trainer.fit_loop.epoch_loop.batch_progress.current.completed)
-
-    def _save(self, trainer: pl.Trainer, items_trained: int) -> None:
+        # Saved in these hooks, as ModelCheckpoint saves (every_n_train_steps, per epoch):
+        # Lightning's loops resume such a checkpoint after the step. The loader has handed out
+        # one item more than was trained on (Lightning fetches ahead): it is told how many were.
         loader = trainer.train_dataloader
         if hasattr(loader, "items_done"):
-            loader.items_done = items_trained
+            loader.items_done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
         trainer.save_checkpoint(self.checkpoint)
-        self.saved = True
+        raise SIGTERMException  # Lightning's own stop: its loops end and the fit raises it
 
 
 def preempted(trainer: pl.Trainer) -> Preempted:

@@ -173,6 +173,7 @@ class TrackedModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["hw4_history"] = self.history
+        checkpoint["hw4_step_lr"] = self._step_lr  # history's `lr` of an epoch resumed after its last step
         loader = self.trainer.train_dataloader
         if hasattr(loader, "state_dict"):
             checkpoint["hw4_train_loader"] = loader.state_dict()
@@ -181,4 +182,5 @@ class TrackedModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.history = checkpoint.get("hw4_history", [])
+        self._step_lr = checkpoint.get("hw4_step_lr", self._step_lr)
         self._loader_state = checkpoint.get("hw4_train_loader")
