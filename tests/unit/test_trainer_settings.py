@@ -17,6 +17,7 @@ from tests.conftest import tiny_mlp_params, write_params
         ({"devices": 0}, {}, "params 'trainer.devices': 0 is not a device count"),
         ({"devices": -7}, {}, "params 'trainer.devices': -7 is not a device count"),
         ({"precision": "bogus"}, {}, "params 'trainer.precision': 'bogus' is not one of"),
+        ({"precision": "16-mixed", "accelerator": "cpu"}, {}, "params 'trainer.precision': 16-mixed is float16 autocast with loss scaling, for GPUs without bfloat16; this stage trains on the CPU: use bf16-mixed or 32-true"),
         ({"accelerator": "warp-drive"}, {}, "params 'trainer.accelerator': 'warp-drive' is not one of"),
         ({"strategy": "telepathy"}, {}, "params 'trainer.strategy': 'telepathy' is not one of"),
         ({"threads": -3}, {}, "params 'trainer.threads': must be 0"),

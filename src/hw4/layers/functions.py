@@ -266,6 +266,25 @@ class BatchNorm2dFunction(torch.autograd.Function):
         return dx, dgamma, dbeta, None, None, None
 
 
+def autocast_variants(function: type[torch.autograd.Function]) -> dict[str, type[torch.autograd.Function]]:
+    """`function` per device type with autocast, its forward and backward wrapped in Torch's
+    `custom_fwd` / `custom_bwd` for that type: under autocast (`trainer.precision: bf16-mixed`)
+    the forward's matmuls run in the lower precision as torch's own layers' do, and the
+    backward, which autograd calls outside any autocast, runs under the forward's state. The
+    decorators take one device type each, and a layer runs on whichever its input is on."""
+    return {
+        device: type(f"{function.__name__}_{device}", (function,), {
+            "forward": staticmethod(torch.amp.custom_fwd(function.forward, device_type=device)),
+            "backward": staticmethod(torch.amp.custom_bwd(function.backward, device_type=device)),
+        })
+        for device in ("cpu", "cuda")
+    }
+
+
+_LINEAR = autocast_variants(LinearFunction)
+_CONV2D = autocast_variants(Conv2dFunction)
+
+
 def as_pair(value: int | tuple[int, int], name: str) -> Pair:
     pair = (value, value) if isinstance(value, int) else tuple(value)
     if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
@@ -294,7 +313,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             f"linear: expected input of shape (*, {weight.shape[1]}) for a weight of shape "
             f"{_shape(weight)}, got {_shape(x)}"
         )
-    return LinearFunction.apply(x, weight, bias)
+    return _LINEAR.get(x.device.type, LinearFunction).apply(x, weight, bias)
 
 
 def relu(x: Tensor) -> Tensor:
@@ -322,7 +341,7 @@ def conv2d(
             f"conv2d: a {kh}x{kw} kernel needs an input of at least {kh}x{kw} after padding, "
             f"got {_shape(x)} with padding {padding}"
         )
-    return Conv2dFunction.apply(x, weight, bias, stride, padding)
+    return _CONV2D.get(x.device.type, Conv2dFunction).apply(x, weight, bias, stride, padding)
 
 
 def max_pool2d(x: Tensor, kernel_size: int = 2) -> Tensor:
@@ -352,10 +371,13 @@ def batch_norm2d(
 
     Training normalises by the batch's statistics and, given running buffers, moves them
     towards the batch's as torch does: r <- (1 - momentum) r + momentum * batch, with the
-    unbiased variance. Evaluation normalises by the running buffers.
+    unbiased variance. Evaluation normalises by the running buffers. Under autocast it
+    computes in float32 and returns float32.
     """
     if x.dim() != 4 or x.shape[1] != weight.shape[0]:
         raise ValueError(f"batch_norm2d: expected input of shape (B, {weight.shape[0]}, H, W), got {_shape(x)}")
+    if torch.is_autocast_enabled(x.device.type):
+        x = x.float()  # statistics in float32, as autocast runs torch's normalisations
     if not training:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm2d: evaluation needs running_mean and running_var")

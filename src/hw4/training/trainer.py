@@ -61,6 +61,11 @@ class TrainerSettings:
             raise ConfigError(f"params '{where}.strategy': {self.strategy!r} is not one of {strategies}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"params '{where}.precision': {self.precision!r} is not one of {list(PRECISIONS)}")
+        if self.precision in ("16-mixed", "16") and numerics.trains_on_cpu(self.accelerator):
+            raise ConfigError(
+                f"params '{where}.precision': {self.precision} is float16 autocast with loss scaling, for GPUs "
+                f"without bfloat16; this stage trains on the CPU: use bf16-mixed or 32-true"
+            )
         if not _valid_devices(self.devices):
             raise ConfigError(
                 f"params '{where}.devices': {self.devices!r} is not a device count; use auto, -1 (all), "
