@@ -7,9 +7,10 @@
 Runs in a scratch directory on generated data (the stripes digits, the COCO and
 hymenoptera stand-ins), so it needs no network and no downloaded files. Each stage runs as
 DVC runs it (`python -m hw4 <stage>`); its results file is checked for sane values, and
-samples per second are printed per stage. The settings are the demo profile's, composed from
-conf/ with overrides (hydra-core is needed). Without mlflow installed (a bare GPU machine) the
-stages run with HW4_TRACKING=off. Designed to finish within 10 minutes on one GPU.
+samples per second and, on a GPU, the fit's peak GPU memory are printed per stage. The
+settings are the demo profile's, composed from conf/ with overrides (hydra-core is needed).
+Without mlflow installed (a bare GPU machine) the stages run with HW4_TRACKING=off. Designed
+to finish within 10 minutes on one GPU.
 """
 
 from __future__ import annotations
@@ -112,20 +113,22 @@ def main() -> None:
 
     device = torch.cuda.get_device_name(0) if args.accelerator == "gpu" else "cpu"
     print(f"# {device}, precision {precision}, tracking {env.get('HW4_TRACKING', 'on')}, in {work}")
-    print(f"{'stage':<28} {'seconds':>8} {'samples/s':>12}  check")
+    print(f"{'stage':<28} {'seconds':>8} {'samples/s':>12} {'peak GPU MiB':>13}  check")
     failed = False
     for stage_args, metrics_file, key, chance in STAGES:
         start = time.perf_counter()
         result = subprocess.run([sys.executable, "-m", "hw4", *stage_args], cwd=work, env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - start
         if result.returncode != 0:
-            print(f"{' '.join(stage_args):<28} {seconds:>8.1f} {'-':>12}  FAILED\n{result.stderr[-2000:]}")
+            print(f"{' '.join(stage_args):<28} {seconds:>8.1f} {'-':>12} {'-':>13}  FAILED\n{result.stderr[-2000:]}")
             failed = True
             continue
         metrics = json.loads((work / metrics_file).read_text())
         problems = sane(metrics, key, chance)
         failed |= bool(problems)
-        print(f"{' '.join(stage_args):<28} {seconds:>8.1f} {throughput(metrics, seconds):>12}  {'ok' if not problems else 'BAD ' + ', '.join(problems)}")
+        memory = metrics.get("gpu_peak_memory_mb", "-")  # on a GPU: the fit's peak on its device
+        print(f"{' '.join(stage_args):<28} {seconds:>8.1f} {throughput(metrics, seconds):>12} {memory:>13}  "
+              f"{'ok' if not problems else 'BAD ' + ', '.join(problems)}")
     raise SystemExit(1 if failed else 0)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -105,22 +106,38 @@ def tracked_fit(
         trainer = build_trainer(job.trainer, run, job.epochs, checkpoint_dir=job.files.checkpoints, best=job.best,
                                 callbacks=job.callbacks, **job.trainer_options)
         with run.system_metrics(job.trainer.system_metrics_s):
+            reset_gpu_peak_memory()
             train_time = fit(trainer, module, data, ckpt_path)
             if job.test:
                 trainer.test(module, datamodule=data, verbose=False)
         if not trainer.is_global_zero:
             return {}
+        memory = gpu_peak_memory(trainer)
         out = outputs(Fitted(run, module, trainer, train_time))
-        record = out.record | {
+        record = out.record | memory | {
             "train_time_s": round(train_time, 2), "seed": job.seed, "run_id": run.run_id, "dataset": job.dataset,
             "standin": job.standin, "provenance": run.provenance, "headline": list(job.headline),
         }
         write_run_outputs(run, job.files, record, out.rows, out.panels, out.title, out.weights, out.curve_csv, out.extra_files)
-        run.log_metrics({**out.logged, "train_time_s": train_time}, step=out.logged_step)
+        run.log_metrics({**out.logged, **memory, "train_time_s": train_time}, step=out.logged_step)
         if out.model is not None and run.active:
             tags = {"dataset": job.dataset, "seed": str(job.seed), **out.model.tags}  # on its registered version
             log_model(run.run_id, replace(out.model, tags=tags))
         return record
+
+
+def reset_gpu_peak_memory() -> None:
+    for device in range(torch.cuda.device_count()):
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def gpu_peak_memory(trainer: pl.Trainer) -> dict[str, float]:
+    """The fit's (and test's) peak GPU memory on this rank's device in MiB, where it ran on a
+    GPU: what a batch size or a model can grow into (scripts/gpu_check.py prints it)."""
+    device = trainer.strategy.root_device
+    if device.type != "cuda":
+        return {}
+    return {"gpu_peak_memory_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)}
 
 
 def fit(trainer: pl.Trainer, module: TrackedModule, data: Any, ckpt_path: Path | None = None) -> float:
