@@ -1,9 +1,10 @@
 """Preemptible training: what a stage does when a scheduler stops it.
 
 SIGTERM (a scheduler's stop; Kubernetes, SLURM at the time limit, `kill`) and SIGUSR1 (what
-SLURM's `--signal` sends ahead of the end) end the fit at the next training step: a checkpoint
-of that moment (`last.ckpt`, what the next run resumes from: weights, optimiser, schedule,
-the loops' counters, the training loader's place in its epoch), then `Preempted`, which ends
+SLURM's `--signal` sends ahead of the end) end the fit when the training step they came in
+ends (or the validation: one stopped half-way could not be resumed exactly): a checkpoint of
+that moment (`last.ckpt`, what the next run resumes from: weights, optimiser, schedule, the
+loops' counters, the training loader's place in its epoch), then `Preempted`, which ends
 the stage's MLflow run KILLED and the process with 128 + the signal's number (143 for
 SIGTERM), so no scheduler takes a stopped stage for a finished one. The next run, by hand, by
 `dvc repro` or by a requeued job, resumes into the same MLflow run (ResumeState).
