@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +104,35 @@ def test_a_stand_in_version_is_never_champion_over_a_real_one(isolated_workdir: 
         crown_best("hw4-toy")
     # the real 0.7 first registered (version 3) over the stand-in's 0.9 and the later tie
     assert str(c.get_model_version_by_alias("hw4-toy", CHAMPION).version) == "3"
+
+
+REGISTER_AT = """
+import sys, time
+from hw4.tracking.logged_models import crown_best
+from hw4.tracking.runs import client
+name, run, score, start = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+c = client()  # the project's: a store in write-ahead-log mode, as every stage opens it
+time.sleep(max(0.0, start - time.time()))  # every process at the same moment
+c.create_model_version(name, source=f"runs:/{run}/model", run_id=run, tags={"standin": "false", "validation_score": score})
+time.sleep(max(0.0, start + 2 - time.time()))  # and every one crowns at the same moment: the alias's writes collide
+crown_best(name)
+"""
+
+
+@pytest.mark.slow
+def test_versions_registered_at_the_same_moment_all_succeed_and_the_best_is_champion(isolated_workdir: Path):
+    """What `dvc queue start --jobs 4` does when evaluations end together: four processes each
+    register a version and crown the best, at the same moment, three rounds on the SQLite store."""
+    c = tracking.client()
+    run = c.create_run(c.create_experiment("toy")).info.run_id
+    scores = ["0.61", "0.93", "0.75", "0.88"]
+    for round_ in range(3):
+        name = f"hw4-race{round_}"
+        c.create_registered_model(name)
+        start = time.time() + 6  # after every interpreter has imported mlflow
+        procs = [subprocess.Popen([sys.executable, "-c", REGISTER_AT, name, run, score, str(start)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for score in scores]
+        done = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+        assert all(code == 0 for code, _ in done), [err[-2000:] for code, err in done if code]
+        champion = c.get_model_version_by_alias(name, CHAMPION)
+        assert champion.tags["validation_score"] == "0.93", f"round {round_}: {champion.tags}"

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import random
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -115,16 +117,33 @@ def rank(version: "ModelVersion") -> tuple[bool, float]:
     return tags.get("standin") == "false", float(score) if score else float("-inf")
 
 
-def crown_best(name: str) -> "ModelVersion | None":
-    """Point `champion` at the best version of `name` (ties: the older version keeps it)."""
+def crown_best(name: str, attempts: int = 30) -> "ModelVersion | None":
+    """Point `champion` at the best version of `name` (ties: the older version keeps it).
+
+    Safe when several processes register versions at once (`dvc queue start --jobs 4`): the
+    versions and the alias are read again after every move of the alias, until the alias
+    names the best of the versions read. A process ends only on such a read, so the last read
+    of all, which follows every registration, leaves the alias on the best version; a move
+    that collides with another process's (SQLite's UNIQUE constraint) is tried again.
+    """
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import IntegrityError
+
     c = client()
-    versions = c.search_model_versions(f"name = '{name}'")
-    if not versions:
-        return None
-    best = max(sorted(versions, key=lambda v: int(v.version)), key=rank)
-    current = c.get_registered_model(name).aliases.get(CHAMPION)
-    if str(current) != str(best.version):
-        c.set_registered_model_alias(name, CHAMPION, best.version)
+    error: Exception | None = None
+    for attempt in range(attempts):
+        versions = c.search_model_versions(f"name = '{name}'")
+        if not versions:
+            return None
+        best = max(sorted(versions, key=lambda v: int(v.version)), key=rank)
+        if str(c.get_registered_model(name).aliases.get(CHAMPION)) == str(best.version):
+            return best
+        try:
+            c.set_registered_model_alias(name, CHAMPION, best.version)
+        except (MlflowException, IntegrityError) as e:  # another process moved it at the same moment
+            error = e
+            time.sleep(random.uniform(0.05, 0.25))
+            continue
         say(f"{name} version {best.version} ({best.tags.get('score_name')} {best.tags.get(SCORE_TAG)}, "
             f"stand-in {best.tags.get('standin')}) is now {CHAMPION}", "registry")
-    return best
+    raise RuntimeError(f"{name}: could not point {CHAMPION} at its best version in {attempts} attempts: {error}")
