@@ -4,6 +4,8 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,10 +17,12 @@ from mlflow.tracking import MlflowClient
 
 from hw4.stages import cnn
 from hw4.tracking import runs as tracking
+from hw4.data.formats.images import encode_png
 from hw4.serving.image_classifier import png_column
 from hw4.tracking.logged_models import CHAMPION, crown_best
+from hw4.tracking.model_requirements import requirements
 from hw4.io.checksums import arrays_sha256
-from tests.conftest import write_params
+from tests.conftest import REPO, write_params
 from tests.stages.test_cnn import tiny_cnn_params
 
 # A fresh interpreter: the model comes back from the registry with nothing of the test's imported.
@@ -35,10 +39,31 @@ print(json.dumps({"classes": out["class"].tolist(), "labels": out["label"].tolis
 """
 
 
+# What a model's requirements never list: the process that loads a model sees a site-packages
+# without them, as a virtual environment built from the requirements would be. A model whose
+# code reached for one (serving importing a training module) fails to load there.
+TRAINING_ONLY = {"pytorch_lightning", "lightning", "lightning_fabric", "torchmetrics", "tqdm", "dvc", "hydra", "omegaconf"}
+
+
+def site_packages_without(names: set[str], where: Path) -> Path:
+    """`where`, filled with links to this venv's site-packages entries but those of `names`
+    (their packages and their .dist-info; .pth files too, since `python -S` skips them)."""
+    where.mkdir(parents=True)
+    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        top = entry.name.split("-")[0].split(".")[0].lower()
+        if top not in names and entry.suffix != ".pth":
+            (where / entry.name).symlink_to(entry)
+    return where
+
+
 def run_in_fresh_process(script: str, *args: str) -> dict:
-    """`script`'s last line of output, JSON, run by a new interpreter with `args`."""
-    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
-                          env=os.environ, timeout=300)
+    """`script`'s last line of output, JSON, run by a new interpreter with `args`, in which
+    no training library (`TRAINING_ONLY`) can be imported."""
+    with tempfile.TemporaryDirectory() as tmp:
+        site = site_packages_without(TRAINING_ONLY, Path(tmp) / "site-packages")
+        env = os.environ | {"PYTHONPATH": os.pathsep.join([str(site), str(REPO / "src")])}
+        done = subprocess.run([sys.executable, "-S", "-c", script, *args], capture_output=True, text=True,
+                              env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -92,6 +117,45 @@ def test_bad_input_is_refused_with_what_was_expected(tiny_prepared: Path, isolat
     big = np.kron(images, np.ones((3, 3), dtype=np.uint8))  # (4, 84, 84)
     rgb = np.repeat(big[..., None], 3, axis=-1)
     assert len(model.predict(png_column(rgb))) == 4
+
+
+CLASSIFY_FILES = """
+import importlib.util, json, sys
+import mlflow, pandas as pd
+assert importlib.util.find_spec("hw4") is None and importlib.util.find_spec("pytorch_lightning") is None
+model = mlflow.pyfunc.load_model(sys.argv[1])  # its code (the hw4 package) comes with it
+print(json.dumps(model.predict(pd.DataFrame({"image": [open(f, "rb").read() for f in sys.argv[2:]]}))["class"].tolist()))
+"""
+
+
+@pytest.mark.slow
+def test_a_model_loads_in_a_virtual_environment_built_from_its_requirements_alone(tiny_prepared: Path, tmp_path: Path):
+    """What `mlflow models serve --env-manager virtualenv`, a Docker image built by MLflow, or a
+    colleague's machine does: a new venv, `pip install -r requirements.txt`, load, predict."""
+    import mlflow
+
+    s = cnn.load_settings(write_params(Path("params.yaml"), cnn=tiny_cnn_params(impls=["torch"], epochs=1)))
+    record = cnn.run(s, "torch")
+    model_dir = Path(mlflow.artifacts.download_artifacts(f"runs:/{record['run_id']}/model", dst_path=str(tmp_path / "model")))
+    listed = (model_dir / "requirements.txt").read_text().split()
+    assert listed == requirements("hw4.serving.image_classifier")  # derived from the code, mlflow among them
+    images = torch.load("data/prepared/mnist_family.pt", weights_only=True)["test_x"][:8].numpy()
+    files = []
+    for i, image in enumerate(images):
+        files.append(tmp_path / f"{i}.png")
+        files[-1].write_bytes(encode_png(image))
+    expected = mlflow.pyfunc.load_model(str(model_dir)).predict(png_column(images))["class"].tolist()
+
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    with tempfile.TemporaryDirectory() as env_dir:  # about 6 GB with CUDA's torch: gone when done
+        subprocess.run([sys.executable, "-m", "venv", env_dir], check=True, timeout=120)
+        pip = subprocess.run([f"{env_dir}/bin/pip", "install", "--quiet", "-r", model_dir / "requirements.txt"],
+                             capture_output=True, text=True, env=clean, timeout=1200)
+        assert pip.returncode == 0, pip.stderr[-3000:]
+        done = subprocess.run([f"{env_dir}/bin/python", "-c", CLASSIFY_FILES, model_dir, *files], capture_output=True,
+                              text=True, env=clean, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == expected
 
 
 def test_a_stand_in_version_is_never_champion_over_a_real_one(isolated_workdir: Path):

@@ -12,6 +12,7 @@ from hw4.stages import seeds as seeds_stage
 from hw4.stages.mlp import select_best
 from hw4.tracking import runs as tracking
 from tests.conftest import artifact_paths, tiny_mlp_params, write_params
+from tests.stages.test_logged_models import PREDICT_TEST_SPLIT, run_in_fresh_process
 
 
 def test_selection_takes_the_argmax_and_breaks_ties_toward_the_smaller_net():
@@ -77,6 +78,10 @@ def test_sweep_select_and_final_over_two_seeds(tiny_prepared: Path, isolated_wor
     history = MlflowClient(tracking.tracking_uri()).get_metric_history(children[0].info.run_id, "val/acc")
     assert [m.step for m in history] == [0, 1]
     assert json.loads(Path("results/mlp/select.json").read_text())["points"].keys() == {"8", "16", "32"}
+    # The registered champion, from its own files where no training library can be imported.
+    champion = MlflowClient(tracking.tracking_uri()).get_model_version_by_alias("hw4-mlp", "champion")
+    got = run_in_fresh_process(PREDICT_TEST_SPLIT, "models:/hw4-mlp@champion")
+    assert got["acc"] == next(f["test/acc"] for f in finals.values() if f["run_id"] == champion.tags["run_id"])
 
 
 def test_a_seed_outside_the_seeds_is_refused(tiny_prepared: Path, isolated_workdir: Path):

@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 from torch.utils.data import DataLoader, TensorDataset
 
 from hw4.config.settings import ConfigError
+from hw4.data.loaders.image_folders import scan
 from hw4.data.standins import hymenoptera as standin_hymenoptera
 from hw4.models.resnet import resnet18_classifier
 from hw4.stages import transfer
@@ -26,11 +27,10 @@ CPU = conf_section("trainer", TrainerSettings, **TEST_TRAINER)
 VAL_ACCURACY = """
 import json, sys
 import mlflow, pandas as pd
-from hw4.data.loaders.image_folders import scan
-val = scan(sys.argv[2] + "/val")
-out = mlflow.pyfunc.load_model(sys.argv[1]).predict(pd.DataFrame({"image": [p.read_bytes() for p, _ in val.samples]}))
-hits = sum(int(c == label) for c, (_, label) in zip(out["class"], val.samples))
-print(json.dumps({"acc": hits / len(val.samples), "labels": out["label"].tolist()}))
+samples = json.loads(sys.argv[2])  # [[file, label], ...]
+out = mlflow.pyfunc.load_model(sys.argv[1]).predict(pd.DataFrame({"image": [open(f, "rb").read() for f, _ in samples]}))
+hits = sum(int(c == label) for c, (_, label) in zip(out["class"], samples))
+print(json.dumps({"acc": hits / len(samples), "labels": out["label"].tolist()}))
 """
 
 
@@ -151,5 +151,6 @@ def test_both_modes_on_the_standin(isolated_workdir: Path, monkeypatch: pytest.M
     champion = client.get_model_version_by_alias("hw4-transfer", "champion")
     best = max(results.values(), key=lambda r: r["val/acc_best"])  # ties: freeze, registered first
     assert champion.tags["run_id"] == best["run_id"] and champion.tags["validation_score"] == repr(best["val/acc_best"])
-    got = run_in_fresh_process(VAL_ACCURACY, "models:/hw4-transfer@champion", s.transfer.data_dir)
+    samples = [[str(path), label] for path, label in scan(Path(s.transfer.data_dir) / "val").samples]
+    got = run_in_fresh_process(VAL_ACCURACY, "models:/hw4-transfer@champion", json.dumps(samples))
     assert got["acc"] == best["val/acc_best"] and set(got["labels"]) <= {"ants", "bees"}

@@ -24,6 +24,8 @@ def modules_after(code: str) -> set[str]:
     ("from hw4.cli import commands; commands()", {"torch", "mlflow", "pytorch_lightning", "matplotlib"}),  # --help
     ("import hw4.serving.predict", {"pytorch_lightning", "torchmetrics", "torchvision", "matplotlib"}),
     ("import hw4.tracking.runs, hw4.tracking.logged_models", {"pytorch_lightning", "torchmetrics", "matplotlib"}),
+    ("import hw4.serving.image_classifier, hw4.serving.transfer_classifier, hw4.serving.captioner",
+     {"pytorch_lightning", "torchmetrics", "dvc", "hydra", "omegaconf"}),  # a logged model's code (tqdm: mlflow takes it if present)
     ("import hw4.io.outputs, hw4.config.seeds", {"matplotlib", "torch"}),
 ])  # fmt: skip
 def test_a_command_imports_only_what_it_uses(code: str, absent: set[str]):

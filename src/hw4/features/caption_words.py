@@ -25,7 +25,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchmetrics import MeanMetric
 
 from hw4.data.formats.coco_text import SPECIAL, Vocabulary
-from hw4.features.image_features import ImageFiles, normalise
+from hw4.features.extractor import normalise
+from hw4.features.image_features import ImageFiles
 from hw4.tracking.runs import StageRun
 from hw4.training.tracked_fit import fit
 from hw4.training.tracked_module import OptimSettings, TrackedModule

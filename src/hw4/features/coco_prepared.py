@@ -23,7 +23,8 @@ from hw4.data.formats.coco_features import CAPTIONS_FILE, EXTRACTOR_FILE, META_F
 from hw4.data.formats.coco_raw import TooLong, annotations_file, encode_split, image_path, read_split
 from hw4.data.formats.coco_text import Vocabulary
 from hw4.features.caption_words import WordTraining, train_on_caption_words, word_targets
-from hw4.features.image_features import BACKBONES, Weights, build_backbone, extract, pick_device, reduce
+from hw4.features.extractor import BACKBONES, Weights, build_backbone
+from hw4.features.image_features import extract, pick_device, reduce
 from hw4.io import atomic
 from hw4.io.outputs import write_json
 from hw4.io.paths import raw_input

@@ -1,24 +1,13 @@
-"""Image features from a torchvision CNN backbone, in batches on the accelerator, and PCA.
-
-The backbone is the network up to its global average pool (the classifier head removed).
-Its weights:
-- `imagenet`: a torchvision ImageNet state dict from a local file (the download stage
-  fetches ResNet-18's), checked against the hash in its name;
-- `random`: a seeded random initialisation. Its features keep colour but little shape: on
-  the stand-in a linear probe tells a square from a triangle barely better than chance;
-- `caption_words`: the offline choice that works: the random initialisation trained on the
-  training images to predict which words their captions use (hw4.features.caption_words).
-"""
+"""Image features of many files, in batches on the accelerator, through a backbone of
+hw4.features.extractor; and the PCA and standardisation fitted on the training split."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
-import torchvision
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -26,33 +15,7 @@ from torchvision.transforms.functional import pil_to_tensor
 from tqdm import tqdm
 
 from hw4.data.formats.coco_features import CocoDataError
-from hw4.data.formats.images import IMAGENET_MEAN, IMAGENET_STD
-from hw4.models.resnet import load_verified
-
-BACKBONES = ("resnet18", "resnet34", "resnet50")
-Weights = Literal["imagenet", "random", "caption_words"]
-
-
-def build_backbone(name: str, weights: Weights, weights_file: Path | None, seed: int) -> tuple[nn.Module, int]:
-    """(backbone, D): the network with its head replaced by the identity, images (B, 3, S, S) -> (B, D).
-
-    `caption_words` starts from the random initialisation; `train_on_caption_words` trains it.
-    """
-    if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; known: {list(BACKBONES)}")
-    torch.manual_seed(seed)  # the random initialisation is part of the data: make it repeatable
-    net = getattr(torchvision.models, name)(weights=None)
-    if weights == "imagenet":
-        if weights_file is None or not Path(weights_file).is_file():
-            raise FileNotFoundError(
-                f"ImageNet weights for {name} not found at {weights_file}; fetch them (download stage) "
-                f"or set preprocess_coco.raw.weights to random or caption_words"
-            )
-        state_dict, _ = load_verified(Path(weights_file))  # refuses a file whose sha256 is not its name's
-        net.load_state_dict(state_dict)
-    dim = net.fc.in_features
-    net.fc = nn.Identity()
-    return net.eval(), dim
+from hw4.features.extractor import Reduction, apply_pca, normalise
 
 
 class ImageFiles(Dataset):
@@ -73,13 +36,6 @@ class ImageFiles(Dataset):
         except OSError as e:  # UnidentifiedImageError (not an image at all) is one
             raise CocoDataError(f"{path}: unreadable image ({e})") from None
         return pil_to_tensor(image)
-
-
-def normalise(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images (B, 3, S, S) -> float, standardised as torchvision's ImageNet models expect."""
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
-    return (images.float() / 255 - mean) / std
 
 
 @torch.no_grad()
@@ -107,41 +63,6 @@ def fit_pca(train: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
     mean = x.mean(0)
     _, _, vh = torch.linalg.svd(x - mean, full_matrices=False)  # vh (min(N, D), D)
     return mean.float().numpy(), vh[:dim].float().numpy()
-
-
-def apply_pca(features: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
-    return ((features - mean) @ components.T).astype(np.float32)  # (N, D) -> (N, dim)
-
-
-@dataclass
-class Reduction:
-    """What `reduce` fitted on the training split, to apply to any image's features later
-    (the captioner's MLflow Model): PCA (mean (D,), components (dim, D)) and standardisation
-    (mean, std (dim,)), each None when not used.
-
-    Standardisation evens out the scales: features of a backbone without ImageNet weights
-    share a large common offset and vary little around it, and the captioner's initial hidden
-    state (tanh) then hardly depends on the image.
-    """
-
-    pca_mean: np.ndarray | None = None
-    pca_components: np.ndarray | None = None
-    mean: np.ndarray | None = None
-    std: np.ndarray | None = None
-
-    def apply(self, features: np.ndarray) -> np.ndarray:
-        if self.pca_components is not None:
-            features = apply_pca(features, self.pca_mean, self.pca_components)
-        if self.std is not None:
-            features = ((features - self.mean) / self.std).astype(np.float32)
-        return features
-
-    def to_tensors(self) -> dict[str, torch.Tensor]:
-        return {k: torch.from_numpy(v) for k, v in asdict(self).items() if v is not None}
-
-    @classmethod
-    def from_tensors(cls, saved: dict[str, torch.Tensor]) -> "Reduction":
-        return cls(**{k: v.numpy() for k, v in saved.items()})
 
 
 def reduce(features: dict[str, np.ndarray], pca_dim: int, standardised: bool) -> tuple[dict[str, np.ndarray], Reduction]:

@@ -23,7 +23,7 @@ from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, DataType, Schema
 
 from hw4.data.formats.coco_text import Vocabulary
-from hw4.features.image_features import BACKBONES, Reduction, build_backbone, normalise
+from hw4.features.extractor import BACKBONES, Reduction, build_backbone, normalise
 from hw4.models.captioner import Captioner, CaptionerConfig
 from hw4.serving.image_input import INPUT, decoded
 

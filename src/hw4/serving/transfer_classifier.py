@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from hw4.data.loaders.image_folders import eval_transform
+from hw4.data.loaders.image_transforms import eval_transform
 from hw4.models.resnet import resnet18_classifier
 from hw4.serving.image_input import INPUT, SIGNATURE, classified, decoded
 

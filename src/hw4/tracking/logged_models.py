@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from hw4.tracking.model_requirements import requirements
 from hw4.tracking.runs import client, fluent_tracking, say
 
 if TYPE_CHECKING:
@@ -70,18 +71,11 @@ def log_model(run_id: str, model: ModelToLog) -> str:
                 code_paths=[str(hw4_package)],
                 signature=module.SIGNATURE,
                 input_example=module.example(model.example),
-                pip_requirements=requirements(),
+                pip_requirements=requirements(model.flavor),
             )
     if model.task is not None:
         register(run_id, info.model_uri, model)
     return info.model_uri
-
-
-def requirements() -> list[str]:
-    """The libraries the model's code imports, pinned to the versions it was logged with."""
-    from importlib.metadata import version
-
-    return [f"{name}=={version(name)}" for name in ("torch", "torchvision", "numpy", "pandas", "pillow")]
 
 
 def register(run_id: str, model_uri: str, model: ModelToLog) -> "ModelVersion":

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from hw4.data.formats.images import IMAGENET_MEAN, IMAGENET_STD
+from hw4.data.loaders.image_transforms import eval_transform, train_transform
 from hw4.io.checksums import file_sha256
 from hw4.io.paths import RAW_MISSING
 
@@ -89,29 +89,6 @@ def tree_sha256(scans: dict[str, FolderScan]) -> str:
         for path in sorted([p for p, _ in s.samples] + list(s.skipped)):
             digest.update(f"{split}/{path.relative_to(s.root)}\0{file_sha256(path)}\n".encode())
     return digest.hexdigest()
-
-
-def resize_for(image_size: int) -> int:
-    """The evaluation resize before the centre crop: the tutorial's 256 for 224, scaled."""
-    return round(image_size * 256 / 224)
-
-
-def train_transform(image_size: int) -> transforms.Compose:
-    return transforms.Compose([
-        transforms.RandomResizedCrop(image_size),
-        transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(),  # (3, S, S) float in [0, 1]
-        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
-
-
-def eval_transform(image_size: int) -> transforms.Compose:
-    return transforms.Compose([
-        transforms.Resize(resize_for(image_size)),
-        transforms.CenterCrop(image_size),
-        transforms.ToTensor(),
-        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
 
 
 class ImageFolderDataset(Dataset):
