@@ -1,7 +1,7 @@
 """The CNN served by `mlflow models serve` against the same model called in process: latency
 of one image (p50, p99) and throughput in batches of 256, with where a served batch's time goes.
 
-    .venv/bin/python benchmarks/bench_serving.py [--model models:/hw4-cnn@champion] [--requests 300] [--batches 20]
+    .venv/bin/python benchmarks/bench_serving.py [--model models:/hw4-cnn-fashion-mnist@champion] [--requests 300] [--batches 20]
 
 Without --model it logs the demo's CNN (2 blocks: 32 and 64 3x3 filters, fc 3136->100->10;
 random weights: the speed is the same) into a temporary store. Images: the prepared test split

@@ -8,7 +8,7 @@ download):
 - sweep:    the metric page of `val/acc` for the newest MLP sweep's children (mlflow-sweep-val-acc.png);
 - runs:     the runs view of experiment `cnn`, its summary runs expanded to show the seeds'
             runs with their Dataset and Models columns (mlflow-runs-cnn.png);
-- registry: the registered model hw4-cnn, its versions and the `champion` alias (mlflow-registry-hw4-cnn.png).
+- registry: the CNN's registered model (hw4-cnn-<dataset>), its versions and the `champion` alias (mlflow-registry-hw4-cnn.png).
 """
 
 from __future__ import annotations
@@ -63,8 +63,11 @@ def runs_page(client: MlflowClient, base: str) -> str:
 
 
 def registry_page(client: MlflowClient, base: str) -> str:
-    client.get_registered_model("hw4-cnn")  # fails clearly when the pipeline has not registered one
-    return f"{base}/#/models/hw4-cnn"
+    """The CNN's registered model (one per dataset: the demo has hw4-cnn-fashion-mnist alone)."""
+    models = client.search_registered_models("name LIKE 'hw4-cnn-%'", order_by=["name"])
+    if not models:
+        raise SystemExit("no registered CNN model (hw4-cnn-<dataset>) in this store: run the pipeline first")
+    return f"{base}/#/models/{models[0].name}"
 
 
 PAGES = {"sweep": sweep_page, "runs": runs_page, "registry": registry_page}

@@ -287,9 +287,9 @@ def test_homework_setting_overfits_50_captions(isolated_workdir: Path):
     tokens = net.eval().decode(torch.from_numpy(data.features["val"]), c.decoding.max_length, c.decoding.beam_width)
     expected = [data.vocab.decode(row) for row in tokens.tolist()]
     files = [str(RAW / url) for url in data.urls["val"]]
-    got = run_in_fresh_process(CAPTION_FILES, "models:/hw4-captioner@champion", *files)
+    got = run_in_fresh_process(CAPTION_FILES, "models:/hw4-captioner-coco2014-standin@champion", *files)
     assert got == expected and any(got)
-    done = subprocess.run([sys.executable, "-m", "hw4", "caption", "models:/hw4-captioner@champion", files[0], "nowhere.jpg"],
+    done = subprocess.run([sys.executable, "-m", "hw4", "caption", "models:/hw4-captioner-coco2014-standin@champion", files[0], "nowhere.jpg"],
                           capture_output=True, text=True, env=os.environ, timeout=300)
     assert done.returncode == 1 and done.stdout == f"{files[0]}\t{expected[0]}\n"
     assert "error: nowhere.jpg: " in done.stderr

@@ -19,7 +19,8 @@ from hw4.stages import cnn
 from hw4.tracking import runs as tracking
 from hw4.data.formats.images import encode_png
 from hw4.serving.image_classifier import png_column
-from hw4.tracking.logged_models import CHAMPION, crown_best
+from hw4.serving.predict import load
+from hw4.tracking.logged_models import CHAMPION, ModelToLog, register
 from hw4.tracking.model_requirements import requirements
 from hw4.io.checksums import arrays_sha256
 from tests.conftest import REPO, write_params
@@ -81,17 +82,17 @@ def test_the_champion_predicts_the_test_split_as_the_stage_did(tiny_prepared: Pa
     assert {k: v.name for k, v in inputs.items()} == {"train": "stripes/train", "validation": "stripes/val", "test": "stripes/test"}
     assert inputs["test"].digest == arrays_sha256(data["test_x"], data["test_y"])[:32] != inputs["train"].digest
     assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(run.data.metrics)
-    versions = {v.tags["run_id"]: v for v in c.search_model_versions("name = 'hw4-cnn'")}
+    versions = {v.tags["run_id"]: v for v in c.search_model_versions("name = 'hw4-cnn-stripes-standin'")}
     assert set(versions) == {r["run_id"] for r in records.values()}
     for record in records.values():
         tags = versions[record["run_id"]].tags
         assert (tags["seed"], tags["standin"], tags["dataset"]) == ("0", "true", "stripes")
         assert tags["commit"] and float(tags["validation_score"]) == record["val/acc"]
     best = max(records.values(), key=lambda r: (r["val/acc"], r["impl"] == "torch"))  # ties: the first registered
-    champion = c.get_model_version_by_alias("hw4-cnn", CHAMPION)
+    champion = c.get_model_version_by_alias("hw4-cnn-stripes-standin", CHAMPION)
     assert champion.tags["run_id"] == best["run_id"]
 
-    got = run_in_fresh_process(PREDICT_TEST_SPLIT, "models:/hw4-cnn@champion")
+    got = run_in_fresh_process(PREDICT_TEST_SPLIT, "models:/hw4-cnn-stripes-standin@champion")
     assert got["acc"] == best["test/acc"]  # the stage's own test accuracy, from the model's files alone
     classes = torch.load("data/prepared/mnist_family.pt", weights_only=True)["meta"]["classes"]
     assert got["labels"] == [classes[k] for k in got["classes"][:3]]
@@ -158,16 +159,26 @@ def test_a_model_loads_in_a_virtual_environment_built_from_its_requirements_alon
     assert json.loads(done.stdout.splitlines()[-1]) == expected
 
 
-def test_a_stand_in_version_is_never_champion_over_a_real_one(isolated_workdir: Path):
-    c = MlflowClient(tracking.tracking_uri())
-    c.create_registered_model("hw4-toy")
+def test_each_dataset_has_its_own_champion_and_a_bare_task_name_says_which_exist(isolated_workdir: Path):
+    """Versions of two datasets and a stand-in in one store: three models, three champions; a
+    champion of one never answers with another's network (a digit model for a photo of a shirt)."""
+    c = tracking.client()
     run = c.create_run(c.create_experiment("toy")).info.run_id
-    for standin, score in [("false", "0.5"), ("true", "0.9"), ("false", "0.7"), ("false", "0.7")]:
-        c.create_model_version("hw4-toy", source=f"runs:/{run}/model", run_id=run,
-                               tags={"standin": standin, "validation_score": score})
-        crown_best("hw4-toy")
-    # the real 0.7 first registered (version 3) over the stand-in's 0.9 and the later tie
-    assert str(c.get_model_version_by_alias("hw4-toy", CHAMPION).version) == "3"
+    for dataset, standin, score in [("mnist", False, 0.98), ("fashion_mnist", False, 0.91), ("mnist", True, 0.99),
+                                    ("fashion_mnist", False, 0.93), ("fashion_mnist", False, 0.93)]:
+        model = ModelToLog("hw4.serving.image_classifier", {}, {}, None, task="cnn", score=score, score_name="val/acc",
+                           dataset=dataset, standin=standin)
+        register(run, f"runs:/{run}/model", model)
+    champions = {m.name: c.get_model_version_by_alias(m.name, CHAMPION) for m in c.search_registered_models()}
+    assert {name: (str(v.version), v.tags["validation_score"]) for name, v in champions.items()} == {
+        "hw4-cnn-mnist": ("1", "0.98"),
+        "hw4-cnn-fashion-mnist": ("2", "0.93"),  # the tie's older version keeps the alias
+        "hw4-cnn-mnist-standin": ("1", "0.99"),
+    }
+    assert c.get_registered_model("hw4-cnn-fashion-mnist").tags == {"task": "cnn", "dataset": "fashion_mnist", "standin": "false"}
+    with pytest.raises(SystemExit, match=r"(?s)hw4-cnn.*not found.*hw4-cnn-fashion-mnist, hw4-cnn-mnist, "
+                                         r"hw4-cnn-mnist-standin; name the one you want"):
+        load("models:/hw4-cnn@champion")
 
 
 REGISTER_AT = """

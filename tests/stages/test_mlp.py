@@ -79,8 +79,8 @@ def test_sweep_select_and_final_over_two_seeds(tiny_prepared: Path, isolated_wor
     assert [m.step for m in history] == [0, 1]
     assert json.loads(Path("results/mlp/select.json").read_text())["points"].keys() == {"8", "16", "32"}
     # The registered champion, from its own files where no training library can be imported.
-    champion = MlflowClient(tracking.tracking_uri()).get_model_version_by_alias("hw4-mlp", "champion")
-    got = run_in_fresh_process(PREDICT_TEST_SPLIT, "models:/hw4-mlp@champion")
+    champion = MlflowClient(tracking.tracking_uri()).get_model_version_by_alias("hw4-mlp-stripes-standin", "champion")
+    got = run_in_fresh_process(PREDICT_TEST_SPLIT, "models:/hw4-mlp-stripes-standin@champion")
     assert got["acc"] == next(f["test/acc"] for f in finals.values() if f["run_id"] == champion.tags["run_id"])
 
 

@@ -70,7 +70,7 @@ def test_served_champion_answers_like_the_model_in_process_and_refuses_bad_reque
     log = (tmp_path / "serve.log").open("w")
     venv = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # it runs `uvicorn`
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/hw4-cnn@champion", "--env-manager", "local",
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/hw4-cnn-stripes-standin@champion", "--env-manager", "local",
          "-h", "127.0.0.1", "-p", str(port), "--workers", "1"],
         stdout=log, stderr=subprocess.STDOUT, env=venv, start_new_session=True,
     )
@@ -82,7 +82,7 @@ def test_served_champion_answers_like_the_model_in_process_and_refuses_bad_reque
         status, body = post(url, images_request(pngs))
         assert status == 200, body
         served = body["predictions"]
-        local = mlflow.pyfunc.load_model("models:/hw4-cnn@champion").predict(
+        local = mlflow.pyfunc.load_model("models:/hw4-cnn-stripes-standin@champion").predict(
             __import__("pandas").DataFrame({"image": pngs}))
         assert [r["class"] for r in served] == local["class"].tolist()
         assert np.allclose([r["probabilities"] for r in served], np.stack(local["probabilities"]), atol=1e-12)
@@ -121,7 +121,7 @@ def test_predict_answers_every_readable_file_and_names_the_others(trained_cnn: d
         files[-1].write_bytes(encode_png(np.kron(data["test_x"][i].numpy(), np.ones((2, 2), np.uint8))))  # 56x56
     (tmp_path / "notes.png").write_text("not an image")
     args = [str(files[0]), str(tmp_path / "notes.png"), str(tmp_path / "missing.png"), str(files[1])]
-    done = subprocess.run([sys.executable, "-m", "hw4", "predict", "models:/hw4-cnn@champion", *args],
+    done = subprocess.run([sys.executable, "-m", "hw4", "predict", "models:/hw4-cnn-stripes-standin@champion", *args],
                           capture_output=True, text=True, env=os.environ, timeout=300)
     assert done.returncode == 1, done.stderr[-2000:]
     answered = [line.split("\t") for line in done.stdout.splitlines()]
@@ -136,7 +136,7 @@ def test_predict_answers_every_readable_file_and_names_the_others(trained_cnn: d
     # The same model from a local folder (as `mlflow artifacts download` leaves it) and by its run.
     import mlflow
 
-    folder = mlflow.artifacts.download_artifacts("models:/hw4-cnn@champion", dst_path=str(tmp_path / "model"))
+    folder = mlflow.artifacts.download_artifacts("models:/hw4-cnn-stripes-standin@champion", dst_path=str(tmp_path / "model"))
     for uri in (folder, f"runs:/{trained_cnn['run_id']}/model"):
         again = subprocess.run([sys.executable, "-m", "hw4", "predict", uri, str(files[0])],
                                capture_output=True, text=True, env=os.environ, timeout=300)

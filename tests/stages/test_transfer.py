@@ -148,9 +148,9 @@ def test_both_modes_on_the_standin(isolated_workdir: Path, monkeypatch: pytest.M
             f"results/transfer/{mode}/seed0.json", f"plots/transfer/curves/{mode}/seed0.csv", f"models/transfer/{mode}/seed0.pt"}
 
     # The champion, from its own files in a fresh process, classifies the validation images as its best epoch did.
-    champion = client.get_model_version_by_alias("hw4-transfer", "champion")
+    champion = client.get_model_version_by_alias("hw4-transfer-hymenoptera-standin", "champion")
     best = max(results.values(), key=lambda r: r["val/acc_best"])  # ties: freeze, registered first
     assert champion.tags["run_id"] == best["run_id"] and champion.tags["validation_score"] == repr(best["val/acc_best"])
     samples = [[str(path), label] for path, label in scan(Path(s.transfer.data_dir) / "val").samples]
-    got = run_in_fresh_process(VAL_ACCURACY, "models:/hw4-transfer@champion", json.dumps(samples))
+    got = run_in_fresh_process(VAL_ACCURACY, "models:/hw4-transfer-hymenoptera-standin@champion", json.dumps(samples))
     assert got["acc"] == best["val/acc_best"] and set(got["labels"]) <= {"ants", "bees"}

@@ -1,6 +1,6 @@
 """`python -m hw4 predict MODEL_URI FILE...`: what a logged classifier says about image files.
 
-    python -m hw4 predict models:/hw4-cnn@champion shirt.png boot.jpg
+    python -m hw4 predict models:/hw4-cnn-fashion-mnist@champion shirt.png boot.jpg
     python -m hw4 predict runs:/<run id>/model digit.png
     python -m hw4 predict mlartifacts/.../artifacts digit.png   # a model's local folder
 
@@ -17,21 +17,38 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hw4.serving.image_input import INPUT
-from hw4.tracking.runs import fluent_tracking
+from hw4.tracking.runs import client, fluent_tracking
 
 
 def load(uri: str) -> Any:
     """The pyfunc model at `uri` (models:/, runs:/, or a local folder), from this project's store."""
     import mlflow
 
+    from mlflow.exceptions import MlflowException
+
     local = Path(uri)
     if not local.is_dir():  # only a models:/ or runs:/ URI needs the tracking store
         with fluent_tracking():
-            local = Path(mlflow.artifacts.download_artifacts(uri))
+            try:
+                local = Path(mlflow.artifacts.download_artifacts(uri))
+            except MlflowException as e:
+                raise SystemExit(f"error: {uri}: {e.message}{registered_like(uri)}") from None
     warn_other_versions(local / "requirements.txt")
     # MLflow's own check of the requirements maps every installed package to its modules
     # first (0.9 s on two cores); the pins are compared above instead.
     return mlflow.pyfunc.load_model(str(local.resolve()), suppress_warnings=True)
+
+
+def registered_like(uri: str) -> str:
+    """For a models:/ URI whose name is not registered: the registered models whose names
+    begin with it (`hw4-cnn` -> `hw4-cnn-fashion-mnist`, `hw4-cnn-mnist`), as a hint."""
+    if not uri.startswith("models:/"):
+        return ""
+    name = uri.removeprefix("models:/").split("@")[0].split("/")[0]
+    names = sorted(m.name for m in client().search_registered_models(f"name LIKE '{name}%'") if m.name != name)
+    if not names:
+        return ""
+    return f"\nregistered models named so (one per task and dataset): {', '.join(names)}; name the one you want"
 
 
 def warn_other_versions(requirements: Path) -> None:
@@ -79,9 +96,9 @@ def main(argv: list[str] | None = None, caption: bool = False) -> None:
     what = "caption" if caption else "predict"
     parser = argparse.ArgumentParser(prog=f"python -m hw4 {what}", description=__doc__ if not caption else (
         "`python -m hw4 caption MODEL_URI IMAGE...`: a caption per image, from a logged captioner "
-        "(models:/hw4-captioner@champion, runs:/<id>/model or a local model folder)."),
+        "(models:/hw4-captioner-coco2014-standin@champion, runs:/<id>/model or a local model folder)."),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="models:/hw4-cnn@champion, runs:/<run id>/model, or a model's folder")
+    parser.add_argument("model", help="models:/hw4-cnn-fashion-mnist@champion, runs:/<run id>/model, or a model's folder")
     parser.add_argument("files", nargs="+", type=Path, help="PNG or JPEG files, any size")
     args = parser.parse_args(argv)
     model = load(args.model)

@@ -154,7 +154,7 @@ def inputs(data: CocoCaptions, data_dir: Path) -> list[DatasetRef]:
 def logged_model(s: Settings, module: CaptioningModule, data: CocoCaptions, data_dir: Path, out: RunFiles,
                  record: dict[str, Any]) -> ModelToLog | None:
     """The captioner with preprocess_coco's extractor as an MLflow Model taking images
-    (hw4.serving.captioner), registered as hw4-captioner and ranked by val/bleu4; None for
+    (hw4.serving.captioner), registered as hw4-captioner-<dataset> and ranked by val/bleu4; None for
     features that came without an extractor (CS231n's), which no image can be turned into."""
     extractor = data_dir / EXTRACTOR_FILE
     if not extractor.is_file():

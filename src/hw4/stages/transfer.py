@@ -146,7 +146,7 @@ def best_model(trainer: pl.Trainer, meta: dict[str, Any]) -> dict[str, Any]:
 
 def logged_model(s: Settings, mode: Mode, data: ImageFolderData, record: dict[str, Any], standin: bool) -> ModelToLog:
     """The saved (best epoch's) network as an MLflow Model taking image files (hw4.serving.transfer_classifier),
-    registered as hw4-transfer and ranked by the best validation accuracy, whose weights these are."""
+    registered as hw4-transfer-<dataset> and ranked by the best validation accuracy, whose weights these are."""
     spec = {"classes": list(data.classes), "image_size": s.transfer.image_size, "mode": mode, "dataset": DATASET}
     return ModelToLog(
         flavor="hw4.serving.transfer_classifier", files={"weights": RunFiles(EXPERIMENT, mode, s.seed).weights},

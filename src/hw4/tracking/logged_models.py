@@ -1,11 +1,13 @@
 """MLflow Models and the Model Registry: a run's network as a model anyone can load, and
-the champion of each task.
+the champion of each task on each dataset.
 
 A training run logs its network as an MLflow Model (a pyfunc: `ModelToLog.flavor` names the
-module of hw4.serving with its PythonModel). An evaluation run also registers it as a version of `hw4-<task>`
-tagged with its dataset, stand-in, seed, commit and run; the alias `champion` then points at
-the version with the best validation score, a real-data version always before a stand-in one
-(never the test score: that would choose on the test set).
+module of hw4.serving with its PythonModel). An evaluation run also registers it as a version of
+`hw4-<task>-<dataset>` (`hw4-cnn-fashion-mnist`, `hw4-transfer-hymenoptera-standin`): a network
+trained on other data is another model, so a champion never answers with another dataset's
+classes. Each version is tagged with its seed, commit and run; the alias `champion` points at
+the version with the best validation score (never the test score: that would choose on the
+test set).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import importlib
 import json
 import random
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -39,14 +42,20 @@ class ModelToLog:
     files: Mapping[str, Path]  # artifacts its `load_context` reads, e.g. the weights
     specs: Mapping[str, dict[str, Any]]  # JSON artifacts written at logging time, e.g. the network's spec
     example: Any  # pixels for `example()`: the model's input example
-    task: str | None = None  # registered as hw4-<task> (an evaluation run); None: logged only
+    task: str | None = None  # registered as hw4-<task>-<dataset> (an evaluation run); None: logged only
     score: float | None = None  # the validation score the champion is chosen by
     score_name: str = ""
-    tags: Mapping[str, str] = field(default_factory=dict)  # on the registered version (tracked_fit adds dataset, seed)
+    tags: Mapping[str, str] = field(default_factory=dict)  # on the registered version (tracked_fit adds seed)
+    dataset: str = ""  # what it was trained on (tracked_fit sets it, and standin)
+    standin: bool = False
 
 
-def registered_name(task: str) -> str:
-    return f"{REGISTRY_PREFIX}{task}"
+def registered_name(task: str, dataset: str, standin: bool) -> str:
+    """`hw4-cnn-fashion-mnist`; a stand-in's name says so (`hw4-transfer-hymenoptera-standin`)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", dataset.lower()).strip("-") or "unknown"
+    if standin and not slug.endswith("-standin"):
+        slug += "-standin"
+    return f"{REGISTRY_PREFIX}{task}-{slug}"
 
 
 def log_model(run_id: str, model: ModelToLog) -> str:
@@ -79,21 +88,24 @@ def log_model(run_id: str, model: ModelToLog) -> str:
 
 
 def register(run_id: str, model_uri: str, model: ModelToLog) -> "ModelVersion":
-    """A new version of hw4-<task>, tagged; crowned champion if it validates best."""
+    """A new version of hw4-<task>-<dataset>, tagged; crowned champion if it validates best."""
     from mlflow.exceptions import MlflowException
 
     c = client()
-    name = registered_name(model.task)
+    name = registered_name(model.task, model.dataset, model.standin)
+    what = {"task": model.task, "dataset": model.dataset, "standin": str(model.standin).lower()}
     try:
-        c.create_registered_model(name, description=f"hw4 task {model.task}: the champion alias is the best by {model.score_name}")
+        c.create_registered_model(name, tags=what, description=(
+            f"hw4 task {model.task} trained on {model.dataset}{' (a stand-in)' if model.standin else ''}: "
+            f"the champion alias is the best by {model.score_name}"))
     except MlflowException as e:
         if e.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
     run_tags = c.get_run(run_id).data.tags
     tags = {
+        **what,
         "run_id": run_id,
         "commit": run_tags.get("git.commit", "unknown"),
-        "standin": run_tags.get("data.standin", "unknown"),
         "dvc.stage": run_tags.get("dvc.stage", ""),
         "score_name": model.score_name,
         SCORE_TAG: "" if model.score is None else repr(float(model.score)),
@@ -104,11 +116,10 @@ def register(run_id: str, model_uri: str, model: ModelToLog) -> "ModelVersion":
     return version
 
 
-def rank(version: "ModelVersion") -> tuple[bool, float]:
-    """How versions are compared: real data first, then the validation score."""
-    tags = version.tags
-    score = tags.get(SCORE_TAG, "")
-    return tags.get("standin") == "false", float(score) if score else float("-inf")
+def rank(version: "ModelVersion") -> float:
+    """How versions of one model (one task, one dataset) are compared: the validation score."""
+    score = version.tags.get(SCORE_TAG, "")
+    return float(score) if score else float("-inf")
 
 
 def crown_best(name: str, attempts: int = 30) -> "ModelVersion | None":
@@ -138,6 +149,6 @@ def crown_best(name: str, attempts: int = 30) -> "ModelVersion | None":
             error = e
             time.sleep(random.uniform(0.05, 0.25))
             continue
-        say(f"{name} version {best.version} ({best.tags.get('score_name')} {best.tags.get(SCORE_TAG)}, "
-            f"stand-in {best.tags.get('standin')}) is now {CHAMPION}", "registry")
+        say(f"{name} version {best.version} ({best.tags.get('score_name')} {best.tags.get(SCORE_TAG)}) is now {CHAMPION}",
+            "registry")
     raise RuntimeError(f"{name}: could not point {CHAMPION} at its best version in {attempts} attempts: {error}")

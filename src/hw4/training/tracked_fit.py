@@ -121,8 +121,8 @@ def tracked_fit(
         write_run_outputs(run, job.files, record, out.rows, out.panels, out.title, out.weights, out.curve_csv, out.extra_files)
         run.log_metrics({**out.logged, **memory, "train_time_s": train_time}, step=out.logged_step)
         if out.model is not None and run.active:
-            tags = {"dataset": job.dataset, "seed": str(job.seed), **out.model.tags}  # on its registered version
-            log_model(run.run_id, replace(out.model, tags=tags))
+            tags = {"seed": str(job.seed), **out.model.tags}  # on its registered version
+            log_model(run.run_id, replace(out.model, tags=tags, dataset=job.dataset, standin=job.standin))
         return record
 
 
