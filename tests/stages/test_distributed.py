@@ -10,11 +10,9 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,8 @@ from hw4.models.cnn import CNN, CNNConfig
 from hw4.models.mlp import MLP, MLPConfig
 from hw4.tracking import runs as tracking
 from tests.conftest import REPO, artifact_paths, tiny_mlp_params, tiny_mnist_family, write_params
+from tests.mlflow_servers import free_port
+from tests.mlflow_servers import mlflow_server as start_server
 from tests.stages.test_cnn import tiny_cnn_params
 
 pytestmark = pytest.mark.slow
@@ -98,7 +98,7 @@ def on_two_nodes(args: list[str], log_dir: Path, timeout: float = 300) -> None:
     """`args` of `python -m hw4` as a two-node job on loopback, as docs/scaling.md launches it:
     torchrun once per node rank, one process each, rendezvous at 127.0.0.1."""
     torchrun = Path(sys.executable).with_name("torchrun")
-    port = _free_port()
+    port = free_port()
     procs = []
     try:
         for rank in (0, 1):
@@ -187,38 +187,11 @@ def test_mlflow_run_of_an_entry_point_makes_exactly_one_run(tiny_prepared: Path,
     assert json.loads(Path("results/mlp/points/h16/seed0.json").read_text())["run_id"] == run.info.run_id
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(tmp_path: Path):
     """A real `mlflow server` on 127.0.0.1 with its own SQLite store and artifact root."""
-    port = _free_port()
-    root = tmp_path / "server"
-    root.mkdir()
-    mlflow = Path(sys.executable).with_name("mlflow")
-    proc = subprocess.Popen(
-        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artifacts")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        os.killpg(proc.pid, signal.SIGTERM)
-        pytest.fail("mlflow server did not start within 90 s")
-    yield url, root / "artifacts"
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
+    with start_server(tmp_path / "server") as server:
+        yield server.url, server.artifacts
 
 
 def test_a_stage_logs_to_a_tracking_server(tiny_prepared: Path, isolated_workdir: Path, mlflow_server, monkeypatch):

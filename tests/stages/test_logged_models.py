@@ -1,5 +1,6 @@
 """The MLP's and the CNN's MLflow Models, loaded in a fresh process, and the registry's champion."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -24,6 +25,7 @@ from hw4.tracking.logged_models import CHAMPION, ModelToLog, register
 from hw4.tracking.model_requirements import requirements
 from hw4.io.checksums import arrays_sha256
 from tests.conftest import REPO, write_params
+from tests.mlflow_servers import mlflow_server
 from tests.stages.test_cnn import tiny_cnn_params
 
 # A fresh interpreter: the model comes back from the registry with nothing of the test's imported.
@@ -195,9 +197,19 @@ crown_best(name)
 
 
 @pytest.mark.slow
-def test_versions_registered_at_the_same_moment_all_succeed_and_the_best_is_champion(isolated_workdir: Path):
+@pytest.mark.parametrize("store", ["sqlite", "server"])
+def test_versions_registered_at_the_same_moment_all_succeed_and_the_best_is_champion(
+        store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """What `dvc queue start --jobs 4` does when evaluations end together: four processes each
-    register a version and crown the best, at the same moment, three rounds on the SQLite store."""
+    register a version and crown the best, at the same moment, three rounds, on the SQLite
+    store and on a tracking server."""
+    with contextlib.ExitStack() as stack:
+        if store == "server":
+            monkeypatch.setenv("MLFLOW_TRACKING_URI", stack.enter_context(mlflow_server(tmp_path / "server")).url)
+        race_three_rounds()
+
+
+def race_three_rounds() -> None:
     c = tracking.client()
     run = c.create_run(c.create_experiment("toy")).info.run_id
     scores = ["0.61", "0.93", "0.75", "0.88"]

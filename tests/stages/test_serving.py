@@ -21,13 +21,8 @@ import torch
 from hw4.data.formats.images import encode_png
 from hw4.stages import cnn
 from tests.conftest import write_params
+from tests.mlflow_servers import free_port
 from tests.stages.test_cnn import tiny_cnn_params
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def post(url: str, body: object) -> tuple[int, dict]:

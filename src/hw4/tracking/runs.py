@@ -28,6 +28,7 @@ from hw4.io import atomic
 from hw4.io.paths import LAST_CHECKPOINT, RUN_STATE, tracking_artifacts, tracking_store
 from hw4.tracking import sqlite_store
 from hw4.tracking.provenance import provenance_tags
+from hw4.tracking.server_check import TrackingServerError, check_server
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -54,6 +55,7 @@ def fluent_tracking() -> Iterator[None]:
     `mlflow.set_tracking_uri` would outlive the block (and it exports the variable, so every
     later run of the process, and its subprocesses, would log there)."""
     if "MLFLOW_TRACKING_URI" in os.environ:
+        check_reachable(tracking_uri())
         yield
         return
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri  # back to unset, variable included
@@ -86,7 +88,15 @@ def client() -> "MlflowClient":
     uri = tracking_uri()
     if uri.startswith(_SQLITE):
         sqlite_store.prepare(Path(uri.removeprefix(_SQLITE)), lambda: MlflowClient(uri).search_experiments(max_results=1))
+    check_reachable(uri)
     return MlflowClient(uri)
+
+
+def check_reachable(uri: str) -> None:
+    """A tracking server that is down or refuses the login stops the process here, in one line
+    (TrackingServerError), before any work relies on it; once per process."""
+    if uri.startswith(("http://", "https://")):
+        check_server(uri)
 
 
 def experiment_id(name: str) -> str:
@@ -219,6 +229,8 @@ class StageRun:
         client().set_terminated(self.run_id, status)
 
     def _open(self) -> None:
+        from mlflow.exceptions import MlflowException
+
         c = client()
         phash = params_hash(self.params)
         run_id = os.environ.get("MLFLOW_RUN_ID")
@@ -238,12 +250,17 @@ class StageRun:
                 self.resume.clear_checkpoints()  # a finished or different run's: never resumed
                 _close_interrupted(self.resume.interrupted_run())
             run_id = run_id or resumable
-        if run_id:
-            c.update_run(run_id, status="RUNNING")
-        else:
-            run_id = c.create_run(
-                experiment_id(self.experiment), run_name=self.run_name or self.stage
-            ).info.run_id
+        try:
+            if run_id:
+                c.update_run(run_id, status="RUNNING")
+            else:
+                run_id = c.create_run(experiment_id(self.experiment), run_name=self.run_name or self.stage).info.run_id
+        except MlflowException as e:
+            if e.error_code != "PERMISSION_DENIED":
+                raise
+            user = os.environ.get("MLFLOW_TRACKING_USERNAME", "this user")
+            raise TrackingServerError(f"{tracking_uri()} does not let {user} write to experiment {self.experiment!r}: "
+                                      f"ask the server's admin for EDIT permission on it") from None
         self.run_id = run_id
         self.set_tags(tags)
         self._log_params_once()
