@@ -38,8 +38,8 @@ def venv_env() -> dict[str, str]:
     return {**env, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
 
 
-def sh(*cmd: str, cwd: Path, stderr: bool = True) -> str:
-    result = subprocess.run(cmd, cwd=cwd, env=venv_env(), capture_output=True, text=True, timeout=900)
+def sh(*cmd: str, cwd: Path, stderr: bool = True, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(cmd, cwd=cwd, env=venv_env() | (env or {}), capture_output=True, text=True, timeout=900)
     if result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     return result.stdout + (result.stderr if stderr else "")

@@ -91,6 +91,15 @@ def test_two_queued_experiments_log_into_the_repository_store(dvc_repo: DvcRepo,
     shown = json.loads(dvc_repo.dvc("exp", "show", "--json"))
     names = {exp["name"] for rev in shown for exp in rev.get("experiments") or [] if exp.get("name")}
     assert {"h20", "h40"} <= names
+    # The comparison docs/scaling.md shows: which experiment, what it changed, what it scored,
+    # in a 200-column terminal with no column left out.
+    compare = ["exp", "show", "--only-changed", "--drop", r"^[\w-]+/"]  # the recipe: no file-dependency columns
+    header = dvc_repo.dvc(*compare, "--csv").splitlines()[0].split(",")
+    table = [c for c in header if c not in ("rev", "typ", "parent")]  # the CSV's extras, not the table's columns
+    assert {"Experiment", "Created", "mlp.hidden_sizes", "select.hidden", "select.val/acc"} <= set(table) and len(table) <= 30
+    assert not any(c.startswith(("data/", "results/", "src/")) for c in table), table
+    wide = sh(str(BIN / "dvc"), *compare, "--no-pager", cwd=dvc_repo.root, stderr=False, env={"COLUMNS": "200"})
+    assert "…" not in wide and max(map(len, wide.splitlines())) <= 200, wide
 
     store = dvc_repo.root / "mlflow.db"
     assert store.is_file(), "the experiments made no tracking store in the repository"

@@ -31,7 +31,7 @@ def test_both_implementations_train_as_comparable_runs(tiny_prepared: Path, isol
     results = {impl: cnn.run(s, impl) for impl in ("torch", "scratch")}
     for impl, m in results.items():
         assert m["test/acc"] > 0.5 and m["train_time_s"] > 0
-        assert json.loads(Path(f"metrics/cnn/{impl}/seed0.json").read_text())["test/acc"] == m["test/acc"]
+        assert json.loads(Path(f"metrics/cnn/{impl}/seed0.json").read_text())[impl]["test/acc"] == m["test/acc"]
     c = MlflowClient(tracking.tracking_uri())
     runs = c.search_runs([c.get_experiment_by_name("cnn").experiment_id])
     by_impl = {r.data.params["impl"]: r for r in runs}

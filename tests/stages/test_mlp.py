@@ -52,7 +52,7 @@ def test_sweep_select_and_final_over_two_seeds(tiny_prepared: Path, isolated_wor
     assert all(0.5 < f["test/acc"] <= 1.0 and f["sweep_run_id"] == chosen["sweep_run_id"] for f in finals.values())
     final = seeds_stage.run("mlp/final", seeds)
     assert final["test/acc"] == pytest.approx((finals[0]["test/acc"] + finals[1]["test/acc"]) / 2)
-    assert json.loads(Path("metrics/mlp/final.json").read_text())["test/acc_std"] == final["test/acc_std"]
+    assert json.loads(Path("metrics/mlp/final.json").read_text())["final"]["test/acc_std"] == final["test/acc_std"]
 
     runs = {r.info.run_id: r for r in _runs()}
     parent = runs[chosen["sweep_run_id"]]
@@ -61,6 +61,12 @@ def test_sweep_select_and_final_over_two_seeds(tiny_prepared: Path, isolated_wor
     # The final runs of both seeds side by side, children of the evaluation's parent run.
     final_children = {r.data.params["seed"]: r for r in runs.values() if r.data.tags.get(tracking.PARENT_TAG) == final["run_id"]}
     assert set(final_children) == {"0", "1"} and runs[final["run_id"]].data.metrics["test/acc"] == final["test/acc"]
+    # The parent's row in the runs view shows the seeds' datasets and models.
+    parent_final = runs[final["run_id"]]
+    assert {(d.dataset.name, d.dataset.digest) for d in parent_final.inputs.dataset_inputs} == {
+        (d.dataset.name, d.dataset.digest) for r in final_children.values() for d in r.inputs.dataset_inputs}
+    assert {m.model_id for m in parent_final.outputs.model_outputs} == {
+        m.model_id for r in final_children.values() for m in r.outputs.model_outputs} != set()
     final_run = final_children["0"]
     assert final_run.data.tags["sweep.run_id"] == parent.info.run_id
     # Where its floats came from, on the run and in the results file.

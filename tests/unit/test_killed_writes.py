@@ -60,7 +60,7 @@ def test_results_and_metrics_json(isolated_workdir: Path):
     code = f"from pathlib import Path; from hw4.io.outputs import write_results; write_results(Path('metrics/m.json'), {BIG!r})"
     killed_mid_write(code, "m.json", 4096)
     assert read_json(Path("results/m.json"), "test") == SMALL  # the old record, whole
-    assert read_json(Path("metrics/m.json"), "test") == {"val/acc": 0.5}
+    assert read_json(Path("metrics/m.json"), "test") == {"m": {"val/acc": 0.5}}
 
     write_results(Path("metrics/m.json"), BIG)
     assert read_json(Path("results/m.json"), "test") == BIG

@@ -10,4 +10,7 @@ def test_the_metrics_file_keeps_the_headline_numbers_and_the_record_keeps_everyt
     results, metrics = write_results(Path("metrics/mlp/final.json"), record)
     assert results == record_path(metrics) == Path("results/mlp/final.json")
     assert json.loads(results.read_text()) == record
-    assert json.loads(metrics.read_text()) == {"val/acc": 0.9, "test/acc": 0.8, "hidden": 16, "train_time_s": 1.5}
+    # under the evaluation's name, so `dvc exp show` heads the column `final.test/acc`
+    assert json.loads(metrics.read_text()) == {"final": {"val/acc": 0.9, "test/acc": 0.8, "hidden": 16, "train_time_s": 1.5}}
+    _, seed_metrics = write_results(Path("metrics/mlp/final/seed1.json"), record)
+    assert json.loads(seed_metrics.read_text()) == json.loads(metrics.read_text())  # a seed's file: the same shape

@@ -32,6 +32,16 @@ def test_a_stage_run_is_one_finished_run_with_params_tags_and_metrics(tmp_path: 
     assert {"git.commit", "device", "version.torch", "version.mlflow"} <= set(tags)
 
 
+def test_every_experiment_says_it_is_for_training_models_so_the_ui_opens_on_runs():
+    c = MlflowClient(tracking.tracking_uri())
+    older = c.create_experiment("older")  # made before hw4 tagged them, or by another tool
+    for name in ("unit", "older"):
+        with StageRun(name, "unit_stage", {}):
+            pass
+        assert c.get_experiment_by_name(name).tags["mlflow.experimentKind"] == "custom_model_development"
+    assert c.get_experiment(older).experiment_id == older
+
+
 def test_the_lightning_logger_buffers_until_flushed_and_saves_at_most_once_per_interval():
     with StageRun("unit", "unit_stage", {}) as run:
         logger = run.lightning_logger()

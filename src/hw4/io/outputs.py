@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from hw4.io import atomic
-from hw4.io.paths import record_path
+from hw4.io.paths import evaluation_name, record_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -24,11 +24,13 @@ def write_results(metrics_path: Path, record: Mapping[str, Any]) -> tuple[Path, 
     """The full record (what later stages and the report read) and its headline numbers, the
     DVC metrics file (with their standard deviations over seeds where the record is a summary,
     hw4.config.seeds). Each stage keeps everything in results/ and names in the record's
-    `headline` the numbers its task shows in `dvc metrics show`, under names the stages share
-    (`val/acc`, `test/acc`, ...), so that command is one narrow table across all stages."""
+    `headline` the few numbers that answer "how good": `{"torch": {"test/acc": 0.93}}`. Under
+    the evaluation's name, so that `dvc exp show` heads each column with the short name
+    `torch.test/acc` (numbers of the same name in several files would each be headed with the
+    file's path: a table wider than any terminal)."""
     keys = [k for name in record.get("headline", ()) for k in (name, f"{name}_std")]
     headline = {k: record[k] for k in keys if is_number(record.get(k))}
-    return write_json(record_path(metrics_path), record), write_json(metrics_path, headline)
+    return write_json(record_path(metrics_path), record), write_json(metrics_path, {evaluation_name(metrics_path): headline})
 
 
 def is_number(x: Any) -> bool:

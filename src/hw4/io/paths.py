@@ -18,6 +18,7 @@ and results/<task>/<name>.json. The report finds every evaluation's files by thi
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +104,12 @@ def per_seed(path: Path, seed: int) -> Path:
     """Where one seed's file (or folder) goes: metrics/cnn/torch.json -> metrics/cnn/torch/seed1.json."""
     path = Path(path)
     return path.with_suffix("") / f"seed{seed}{path.suffix}"
+
+
+def evaluation_name(path: Path) -> str:
+    """The evaluation a file belongs to: metrics/cnn/torch.json and metrics/cnn/torch/seed1.json -> torch."""
+    path = Path(path)
+    return path.parent.name if re.fullmatch(r"seed\d+", path.stem) else path.stem
 
 
 def record_path(metrics_path: Path) -> Path:

@@ -7,7 +7,7 @@ transfer (the matrix members named in params.yaml), and writes
 - reports/report.md: the write-up, figures linked;
 - reports/report.html: the same, self-contained (figures embedded, no external file);
 - reports/figures/: the report's own overlaid curves;
-- metrics/report.json: each problem's headline numbers, for `dvc metrics show`.
+- reports/summary.json: each problem's headline numbers, in one file.
 One MLflow run (experiment `report`) holds both reports and is tagged with every run it
 summarises (`summarises.<stage>`), listed again in its description.
 """

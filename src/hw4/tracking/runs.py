@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from hw4.tracking.lightning_logger import MLflowRunLogger
 
 PARENT_TAG = "mlflow.parentRunId"
+# What the MLflow UI opens an experiment on: its training view (runs, metrics, models), not the
+# GenAI view (traces, an assistant) it guesses for an experiment that does not say.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 _SQLITE = "sqlite:///"
 _MAX_PARAM_LEN = 6000
 _MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
@@ -107,12 +110,14 @@ def experiment_id(name: str) -> str:
         c.restore_experiment(exp.experiment_id)
         say(f"MLflow experiment {name!r} was deleted; restored it (delete its runs one by one instead)", "tracking")
     if exp is not None:
+        if exp.tags.get(EXPERIMENT_KIND[0]) is None:  # made by another tool, or by an older hw4
+            c.set_experiment_tag(exp.experiment_id, *EXPERIMENT_KIND)
         return exp.experiment_id
     # With the default SQLite store, artifacts go beside it, whatever the cwd of the stage.
     location = None
     if "MLFLOW_TRACKING_URI" not in os.environ:
         location = tracking_artifacts(name).as_uri()
-    return c.create_experiment(name, artifact_location=location)
+    return c.create_experiment(name, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
 
 
 def params_hash(params: Mapping[str, Any]) -> str:
@@ -407,10 +412,24 @@ def log_files(run_id: str, paths: Sequence[Path]) -> None:
 
 
 def adopt_children(parent_run_id: str, child_run_ids: Sequence[str]) -> None:
-    """Make existing runs nested children of `parent_run_id` (MLflow keeps the link as a tag)."""
+    """Make existing runs nested children of `parent_run_id` (MLflow keeps the link as a tag),
+    and give the parent their datasets and models, so that its row in the runs view (all the UI
+    shows until a parent is expanded) fills the Dataset and Models columns."""
+    from mlflow.entities import LoggedModelOutput
+
     c = client()
+    datasets, models = {}, {}
     for run_id in child_run_ids:
         c.set_tag(run_id, PARENT_TAG, parent_run_id)
+        child = c.get_run(run_id)
+        for d in child.inputs.dataset_inputs:
+            datasets.setdefault((d.dataset.digest, tuple((t.key, t.value) for t in d.tags)), d)
+        for m in child.outputs.model_outputs if child.outputs else ():
+            models.setdefault(m.model_id, LoggedModelOutput(m.model_id, m.step))
+    if datasets:
+        c.log_inputs(parent_run_id, datasets=list(datasets.values()))
+    if models:
+        c.log_outputs(parent_run_id, models=list(models.values()))
 
 
 def run_tags(run_id: str) -> dict[str, str] | None:

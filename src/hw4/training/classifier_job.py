@@ -36,7 +36,7 @@ class ClassifierJob:
     eval_batch_size: int
     seed: int
     files: RunFiles  # where its metrics, curves, weights and checkpoints go
-    headline: Sequence[str]  # its task's numbers in `dvc metrics show`
+    headline: Sequence[str]  # its task's numbers in `dvc exp show` and `dvc metrics show`
     extra_metrics: Mapping[str, Any] = field(default_factory=dict)
     test: bool = False
     augment: Augment = "none"

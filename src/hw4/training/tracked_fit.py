@@ -44,7 +44,7 @@ class Training:
     epochs: int
     dataset: str
     standin: bool
-    headline: Sequence[str]  # the task's numbers in `dvc metrics show` (hw4.io.outputs.write_results)
+    headline: Sequence[str]  # the task's numbers in `dvc exp show` (hw4.io.outputs.write_results)
     data_files: Sequence[Path] = ()  # their sha256s become tags
     tags: Mapping[str, str] = field(default_factory=dict)
     run_name: str | None = None
