@@ -60,7 +60,8 @@ def mlflow_server(root: Path, logins: bool = False) -> Iterator[Server]:
             "[mlflow]\ndefault_permission = READ\n"
             f"database_uri = sqlite:///{root / 'basic_auth.db'}\n"
             f"admin_username = {ADMIN[0]}\nadmin_password = {ADMIN[1]}\n"
-            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            "auth_cache_ttl_seconds = 60\n")  # a password's hash checked once a minute, not on every request
         command += ["--app-name", "basic-auth"]
         env |= {"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_FLASK_SERVER_SECRET_KEY": "csrf-key-for-tests"}
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

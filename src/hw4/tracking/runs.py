@@ -423,7 +423,7 @@ def adopt_children(parent_run_id: str, child_run_ids: Sequence[str]) -> None:
         c.set_tag(run_id, PARENT_TAG, parent_run_id)
         child = c.get_run(run_id)
         for d in child.inputs.dataset_inputs:
-            datasets.setdefault((d.dataset.digest, tuple((t.key, t.value) for t in d.tags)), d)
+            datasets.setdefault((d.dataset.name, d.dataset.digest, tuple((t.key, t.value) for t in d.tags)), d)
         for m in child.outputs.model_outputs if child.outputs else ():
             models.setdefault(m.model_id, LoggedModelOutput(m.model_id, m.step))
     if datasets:
