@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 import pkgutil
 import sys
 from pathlib import Path
@@ -21,9 +20,6 @@ OTHER_COMMANDS = {
     "predict": "hw4.serving.predict:main",
     "caption": "hw4.serving.predict:main_caption",
 }
-
-
-NO_TRACKING = {"compose", "download", "prepare"}  # commands that never open the tracking store
 
 
 def commands() -> dict[str, str]:
@@ -44,26 +40,10 @@ def main(argv: list[str] | None = None) -> None:
     module, func = known[argv[0]].split(":")
     try:
         pin_before_torch(numerics_mode(params_path(argv[1:])))  # before the stage imports torch
-        if argv[0] not in NO_TRACKING and not {"-h", "--help"} & set(argv):
-            check_tracking_server()
         getattr(importlib.import_module(module), func)(argv[1:])
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-
-
-def check_tracking_server() -> None:
-    """A tracking server that is down or refuses the login ends the command here, in a second
-    and one line, before the stage imports torch and loads its data (hw4.tracking.server_check)."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
-    if not uri.startswith(("http://", "https://")):
-        return
-    from hw4.tracking.runs import is_global_rank_zero, tracking_enabled
-
-    if is_global_rank_zero() and tracking_enabled():  # the other ranks never talk to MLflow
-        from hw4.tracking.server_check import check_server
-
-        check_server(uri)
 
 
 def params_path(args: list[str]) -> Path:

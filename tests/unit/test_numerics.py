@@ -9,10 +9,13 @@ import torch
 
 from hw4 import cli
 from hw4.config.compose import default_params
+from hw4.config.settings import ConfigError
+from hw4.stages import preprocess_coco
 from hw4.tracking.provenance import git_tags
 from hw4.tracking.runs import StageRun
 from hw4.training import numerics
 from hw4.training.trainer import TrainerSettings, build_trainer
+from tests.conftest import write_params
 
 
 def test_the_mode_is_read_from_the_stage_params_file(tmp_path: Path):
@@ -115,3 +118,16 @@ def test_git_dirty_counts_changes_by_hand_not_what_the_pipeline_writes(tmp_path:
     (tmp_path / "src.py").write_text("2\n")
     tags = git_tags(tmp_path)
     assert tags["git.dirty"] == "true" and tags["git.changed"] == "src.py"
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_preprocess_coco_needs_fixed_threads_for_portable_numerics_only_on_the_cpu(
+        gpu: bool, isolated_workdir: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    params = write_params(isolated_workdir / "params.yaml", trainer={"numerics": "portable_avx2", "threads": 2},
+                          preprocess_coco={"source": "raw", "raw": {"threads": 0, "device": "auto"}})
+    if gpu:  # the backbone runs on the GPU: the CPU's pinning does not apply, torch's threads are fine
+        assert preprocess_coco.load_settings(params).preprocess_coco.raw.threads == 0
+    else:
+        with pytest.raises(ConfigError, match=r"preprocess_coco.raw.threads': trainer.numerics 'portable_avx2' needs a fixed thread count on the CPU"):
+            preprocess_coco.load_settings(params)

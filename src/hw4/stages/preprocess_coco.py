@@ -22,6 +22,7 @@ from hw4.config.settings import ConfigError, flatten, load_params, section
 from hw4.data.formats.coco_features import META_FILE, CocoDataError, subsample_train
 from hw4.data.standins.marker import is_standin
 from hw4.features.coco_prepared import FeaturesSource, RawSource, Source, caption_files, from_features, from_raw, write_prepared
+from hw4.features.image_features import pick_device
 from hw4.io import paths
 from hw4.models.resnet import WeightsError
 from hw4.tracking.runs import StageRun
@@ -81,10 +82,11 @@ def load_settings(params_path: Path) -> Settings:
     settings = section(params, "preprocess_coco", PreprocessCocoSettings)
     trainer = section(params, "trainer", TrainerSettings)
     mode = trainer.numerics
-    if settings.source == "raw" and mode != "fast" and settings.raw.threads == 0:
+    # Only where the backbone runs on the CPU: on a GPU the numerics pinning does not apply.
+    if settings.source == "raw" and mode != "fast" and settings.raw.threads == 0 and pick_device(settings.raw.device).type == "cpu":
         raise ConfigError(
             f"params 'preprocess_coco.raw.threads': trainer.numerics {mode!r} needs a fixed thread "
-            f"count (reductions depend on it); set 1 or more"
+            f"count on the CPU (reductions depend on it); set 1 or more"
         )
     return Settings(settings, trainer, data_seed(params))
 
