@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -186,13 +187,19 @@ def test_each_dataset_has_its_own_champion_and_a_bare_task_name_says_which_exist
 
 REGISTER_AT = """
 import sys, time
+from pathlib import Path
 from hw4.tracking.logged_models import crown_best
 from hw4.tracking.runs import client
-name, run, score, start = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+name, run, score, me, sync = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], Path(sys.argv[5])
+def wait_for(pattern, count):
+    while len(list(sync.glob(pattern))) < count:
+        time.sleep(0.001)
 c = client()  # the project's: a store in write-ahead-log mode, as every stage opens it
-time.sleep(max(0.0, start - time.time()))  # every process at the same moment
+(sync / f"ready-{me}").touch()
+wait_for("go", 1)  # every process registers at the same moment
 c.create_model_version(name, source=f"runs:/{run}/model", run_id=run, tags={"standin": "false", "validation_score": score})
-time.sleep(max(0.0, start + 2 - time.time()))  # and every one crowns at the same moment: the alias's writes collide
+(sync / f"registered-{me}").touch()
+wait_for("registered-*", 4)  # and every one crowns at the same moment: the alias's writes collide
 crown_best(name)
 """
 
@@ -217,10 +224,15 @@ def race(rounds: int) -> None:
     for round_ in range(rounds):
         name = f"hw4-race{round_}"
         c.create_registered_model(name)
-        start = time.time() + 6  # after every interpreter has imported mlflow
-        procs = [subprocess.Popen([sys.executable, "-c", REGISTER_AT, name, run, score, str(start)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for score in scores]
+        sync = Path(tempfile.mkdtemp(prefix="race-"))  # the processes' starting line: files
+        procs = [subprocess.Popen([sys.executable, "-c", REGISTER_AT, name, run, score, str(i), str(sync)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i, score in enumerate(scores)]
+        deadline = time.time() + 120
+        while len(list(sync.glob("ready-*"))) < len(procs) and time.time() < deadline and all(p.poll() is None for p in procs):
+            time.sleep(0.05)
+        (sync / "go").touch()  # once every interpreter has imported mlflow and opened the store
         done = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+        shutil.rmtree(sync)
         assert all(code == 0 for code, _ in done), [err[-2000:] for code, err in done if code]
         champion = c.get_model_version_by_alias(name, CHAMPION)
         assert champion.tags["validation_score"] == "0.93", f"round {round_}: {champion.tags}"
