@@ -18,6 +18,9 @@ from tests.pipeline.conftest import BIN, DvcRepo, sh, tiny_mlp_pipeline, venv_en
 pytestmark = pytest.mark.slow
 
 
+SCORES = r"^Experiment$|^\w+\.\w+/\w+(?<!_std)$"  # docs/scaling.md's recipe for the scores alone
+
+
 def _commit(root) -> None:
     sh("git", "add", "-A", cwd=root)
     sh("git", "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-q", "-m", "baseline", cwd=root)
@@ -100,6 +103,10 @@ def test_two_queued_experiments_log_into_the_repository_store(dvc_repo: DvcRepo,
     assert not any(c.startswith(("data/", "results/", "src/")) for c in table), table
     wide = sh(str(BIN / "dvc"), *compare, "--no-pager", cwd=dvc_repo.root, stderr=False, env={"COLUMNS": "200"})
     assert "…" not in wide and max(map(len, wide.splitlines())) <= 200, wide
+    # The scores alone (after the demo, whose profile changes most params): each evaluation's
+    # headline numbers with a split in their name, no spreads.
+    scores = dvc_repo.dvc("exp", "show", "--drop", ".", "--keep", SCORES, "--csv").splitlines()[0].split(",")
+    assert [c for c in scores if c not in ("rev", "typ", "parent")] == ["Experiment", "select.val/acc"], scores
 
     store = dvc_repo.root / "mlflow.db"
     assert store.is_file(), "the experiments made no tracking store in the repository"

@@ -254,7 +254,7 @@ def test_homework_setting_overfits_50_captions(isolated_workdir: Path):
     tiny_standin(n_train=120, n_val=4)  # 50 of 600 captions: nearly all of different images, as in CS231n's
     preprocess_coco.run(stage_settings(raw_settings(), seed=0))
     s = homework_settings(isolated_workdir, models=["rnn"])
-    c = s.captioning
+    c = s.task
     assert (c.hidden_dim, c.wordvec_dim, c.batch_size, c.max_train, c.epochs) == (512, 256, 25, 50, 58)
     assert (c.optim.name, c.optim.lr, c.optim.lr_decay) == ("adam", 0.004, 0.95)
 

@@ -36,7 +36,7 @@ def test_sweep_select_and_final_over_two_seeds(tiny_prepared: Path, isolated_wor
     monkeypatch.setenv("DVC_EXP_NAME", "exp-tiny")  # as `dvc exp run` sets it
     seeds = [0, 1]
     params = write_params(isolated_workdir / "params.yaml", seeds=seeds, mlp=tiny_mlp_params())
-    sizes = mlp.load_settings(params).mlp.hidden_sizes
+    sizes = mlp.load_settings(params).task.hidden_sizes
     points = {(h, k): mlp.run_point(mlp.load_settings(params, k), h) for h in sizes for k in seeds}
     assert all(p["val/acc"] > 0.5 for p in points.values())  # the tiny task is learnable
     assert points[(16, 0)]["train/loss"] != points[(16, 1)]["train/loss"]  # the seed decides the run

@@ -46,7 +46,7 @@ def test_a_stage_logs_with_a_login_and_stops_before_training_without_one(
         # The admin's experiment: every other user may read it (default_permission READ), not write.
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ALICE[1])
         experiment = server.as_admin("/api/2.0/mlflow/experiments/create", {"name": "mlp"})["experiment_id"]
-        refused(monkeypatch, f"does not let alice write to experiment 'mlp': ask the server's admin for EDIT permission")
+        refused(monkeypatch, "does not let alice write to experiment 'mlp': ask the server's admin for EDIT permission")
         server.as_admin("/api/3.0/mlflow/users/permissions/grant", {
             "username": ALICE[0], "resource_type": "experiment", "resource_id": experiment, "permission": "EDIT"})
         hw4("mlp", "--hidden", "16")

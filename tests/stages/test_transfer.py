@@ -151,6 +151,6 @@ def test_both_modes_on_the_standin(isolated_workdir: Path, monkeypatch: pytest.M
     champion = client.get_model_version_by_alias("hw4-transfer-hymenoptera-standin", "champion")
     best = max(results.values(), key=lambda r: r["val/acc_best"])  # ties: freeze, registered first
     assert champion.tags["run_id"] == best["run_id"] and champion.tags["validation_score"] == repr(best["val/acc_best"])
-    samples = [[str(path), label] for path, label in scan(Path(s.transfer.data_dir) / "val").samples]
+    samples = [[str(path), label] for path, label in scan(Path(s.task.data_dir) / "val").samples]
     got = run_in_fresh_process(VAL_ACCURACY, "models:/hw4-transfer-hymenoptera-standin@champion", json.dumps(samples))
     assert got["acc"] == best["val/acc_best"] and set(got["labels"]) <= {"ants", "bees"}

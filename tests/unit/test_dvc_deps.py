@@ -129,11 +129,12 @@ def test_modules_imported_by_name_are_followed():
 
 def training_stages() -> dict[str, tuple[str, type, set[str]]]:
     """Every stage that trains (its params list `trainer`), found in dvc.yaml: (its settings
-    section, that section's dataclass in the stage module's `Settings`, the section's fields a
-    DVC matrix iterates: they decide which stages exist, and are no stage's param)."""
+    section, that section's dataclass, as its command's `TrainingStage` declares them, the
+    section's fields a DVC matrix iterates: they decide which stages exist, and are no stage's param)."""
     import importlib
     import re
-    import typing
+
+    from hw4.training.stage import TrainingStage
 
     all_stages = stages()
     iterated = {m.group(1) for st in all_stages.values() for v in (st.get("matrix") or {}).values()
@@ -143,10 +144,12 @@ def training_stages() -> dict[str, tuple[str, type, set[str]]]:
         params = [str(p) for p in stage.get("params", [])]
         if "trainer" not in params:
             continue
-        (section,) = {p.split(".")[0] for p in params if p != "trainer"}
-        module = importlib.import_module(commands()[stage["cmd"].split()[3]].split(":")[0])
-        cls = typing.get_type_hints(module.Settings)[section]
-        found[name] = (section, cls, {f.split(".")[1] for f in iterated if f.startswith(f"{section}.")})
+        module, func = commands()[stage["cmd"].split()[3]].split(":")
+        declared = getattr(getattr(importlib.import_module(module), func), "__self__", None)  # TrainingStage.main
+        assert isinstance(declared, TrainingStage), f"dvc.yaml stage {name} trains: its command is a TrainingStage's main"
+        section = declared.section
+        assert {p.split(".")[0] for p in params if p != "trainer"} == {section}, f"dvc.yaml stage {name}: params of {section}"
+        found[name] = (section, declared.settings, {f.split(".")[1] for f in iterated if f.startswith(f"{section}.")})
     return found
 
 

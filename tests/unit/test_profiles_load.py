@@ -32,7 +32,7 @@ def test_every_stage_loads_its_settings_from_the_composed_profile(profile: str, 
     assert (len(seeds) >= 3) == (profile == "real")  # the demo runs fewer, to stay near 15 minutes
     for seed in seeds:
         assert mlp.load_settings(path, seed).seed == seed
-    assert set(cnn.load_settings(path).cnn.impls) == {"torch", "scratch"}
-    assert captioning.load_settings(path).captioning.models == ["rnn", "lstm", "blind"]
-    assert transfer.load_settings(path).transfer.modes == ["finetune", "freeze"]
+    assert set(cnn.load_settings(path).task.impls) == {"torch", "scratch"}
+    assert captioning.load_settings(path).task.models == ["rnn", "lstm", "blind"]
+    assert transfer.load_settings(path).task.modes == ["finetune", "freeze"]
     assert report.load_settings(path).profile == profile

@@ -3,11 +3,12 @@ MLP and the CNN. The scratch classes take torch's constructor arguments."""
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 from torch import nn
 
 Impl = Literal["torch", "scratch"]
+IMPLS: tuple[Impl, ...] = get_args(Impl)
 
 
 class Layers(NamedTuple):

@@ -12,15 +12,13 @@ others must beat.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from hw4.config.seeds import add_seed_argument
-from hw4.config.settings import ConfigError, flatten, load_params, section
+from hw4.config.settings import ConfigError, flatten
 from hw4.data.formats.coco_features import CAPTIONS_FILE, EXTRACTOR_FILE, PREPARED_FEATURE_FILES
 from hw4.data.loaders.caption_batches import CocoCaptions
 from hw4.evaluation import captioning as ev
@@ -31,9 +29,11 @@ from hw4.models.captioner import Captioner, CaptionerConfig, Cell
 from hw4.tracking.logged_models import ModelToLog
 from hw4.tracking.runs import DatasetRef
 from hw4.training.captioning_module import CaptioningModule
-from hw4.training.tracked_fit import Fitted, RunOutputs, Training, tracked_fit
+from hw4.training.stage import Settings, TrainingStage
+from hw4.training.run_outputs import RunOutputs
+from hw4.training.tracked_fit import Fitted, Training, tracked_fit
 from hw4.training.tracked_module import OptimSettings
-from hw4.training.trainer import EarlyStoppingSettings, Monitor, TrainerSettings, trainer_and_seed
+from hw4.training.trainer import EarlyStoppingSettings, Monitor
 
 EXPERIMENT = "captioning"
 MODELS = ("rnn", "lstm", "blind")
@@ -76,28 +76,16 @@ class CaptioningSettings:
             raise ConfigError(f"params '{where}.decoding': beam_width and max_length must be at least 1")
 
 
-@dataclass
-class Settings:
-    captioning: CaptioningSettings
-    trainer: TrainerSettings
-    seed: int
-
-
-def load_settings(params_path: Path, seed: int | None = None) -> Settings:
-    params = load_params(params_path)
-    return Settings(section(params, "captioning", CaptioningSettings), *trainer_and_seed(params, seed))
-
-
 def cell_of(s: CaptioningSettings, model: str) -> tuple[Cell, bool]:
     """(cell, blind) of a model name."""
     return (s.blind_cell, True) if model == "blind" else (model, False)  # type: ignore[return-value]
 
 
-def run_params(s: Settings, model: str, meta: dict[str, Any]) -> dict[str, Any]:
+def run_params(s: Settings[CaptioningSettings], model: str, meta: dict[str, Any]) -> dict[str, Any]:
     """What this run depends on, flattened for MLflow: not the list of the other models."""
-    cell, blind = cell_of(s.captioning, model)
-    own = {k: v for k, v in asdict(s.captioning).items() if k not in ("models", "blind_cell")}
-    decoding = "greedy" if s.captioning.decoding.beam_width == 1 else "beam"
+    cell, blind = cell_of(s.task, model)
+    own = {k: v for k, v in asdict(s.task).items() if k not in ("models", "blind_cell")}
+    decoding = "greedy" if s.task.decoding.beam_width == 1 else "beam"
     data = {k: meta.get(k) for k in ("source", "dataset", "backbone", "weights", "pca_dim", "feature_dim", "vocab_size")}
     return flatten(
         {"model": model, "cell": cell, "blind": blind, "decoding": decoding, "seed": s.seed, "captioning": own,
@@ -105,9 +93,9 @@ def run_params(s: Settings, model: str, meta: dict[str, Any]) -> dict[str, Any]:
     ) | {"batch_size_semantics": "global"}
 
 
-def run(s: Settings, model: str, data_dir: Path = paths.COCO) -> dict[str, Any]:
+def run(s: Settings[CaptioningSettings], model: str, data_dir: Path = paths.COCO) -> dict[str, Any]:
     """Train `model`, score it on the validation split, write its files; return its metrics."""
-    c = s.captioning
+    c = s.task
     if model not in c.models:
         raise ConfigError(f"model {model!r} is not in params captioning.models {c.models}")
     data = CocoCaptions(data_dir, c.batch_size, c.eval_batch_size, c.max_train, s.seed)
@@ -115,8 +103,8 @@ def run(s: Settings, model: str, data_dir: Path = paths.COCO) -> dict[str, Any]:
     out = RunFiles(EXPERIMENT, model, s.seed)
     stage = f"captioning@{model}-{s.seed}"
     training = Training(
-        EXPERIMENT, stage, out, run_params(s, model, data.meta), s.seed, s.trainer, c.epochs,
-        data.meta.get("dataset", "unknown"), bool(data.meta.get("standin", False)), HEADLINE,
+        EXPERIMENT, stage, out, run_params(s, model, data.meta), s.seed, s.trainer, c.epochs, HEADLINE,
+        dataset=data.meta.get("dataset", "unknown"), standin=bool(data.meta.get("standin", False)),
         data_files=[Path(data_dir) / CAPTIONS_FILE, *(Path(data_dir) / f for f in PREPARED_FEATURE_FILES.values())],
         run_name=f"{model} (seed {s.seed})", best=Monitor("val/loss", "min"), callbacks=c.early_stopping.callbacks(),
         datasets=inputs(data, Path(data_dir)),
@@ -151,7 +139,7 @@ def inputs(data: CocoCaptions, data_dir: Path) -> list[DatasetRef]:
             for split in ("train", "val")]
 
 
-def logged_model(s: Settings, module: CaptioningModule, data: CocoCaptions, data_dir: Path, out: RunFiles,
+def logged_model(s: Settings[CaptioningSettings], module: CaptioningModule, data: CocoCaptions, data_dir: Path, out: RunFiles,
                  record: dict[str, Any]) -> ModelToLog | None:
     """The captioner with preprocess_coco's extractor as an MLflow Model taking images
     (hw4.serving.captioner), registered as hw4-captioner-<dataset> and ranked by val/bleu4; None for
@@ -160,7 +148,7 @@ def logged_model(s: Settings, module: CaptioningModule, data: CocoCaptions, data
     if not extractor.is_file():
         print(f"captioning: {extractor} not found (features from {data.meta.get('source')}): no MLflow Model logged")
         return None
-    c = s.captioning
+    c = s.task
     spec = {"config": asdict(module.net.config), "idx_to_word": data.vocab.idx_to_word, "blind": module.blind,
             "max_length": c.decoding.max_length, "beam_width": c.decoding.beam_width}
     image_dir = Path(data.meta.get("image_dir") or data_dir)
@@ -177,9 +165,9 @@ def build_net(c: CaptioningSettings, data: CocoCaptions, cell: Cell) -> Captione
     return Captioner(CaptionerConfig(len(v), data.feature_dim, v.null, v.start, v.end, cell, c.wordvec_dim, c.hidden_dim))
 
 
-def evaluate(s: Settings, module: CaptioningModule, data: CocoCaptions, device: torch.device, out: RunFiles, stage: str) -> dict[str, Any]:
+def evaluate(s: Settings[CaptioningSettings], module: CaptioningModule, data: CocoCaptions, device: torch.device, out: RunFiles, stage: str) -> dict[str, Any]:
     """Validation BLEU/CIDEr-D, and the sample captions of train and val images (text and grid)."""
-    c = s.captioning
+    c = s.task
     how = ev.Decoding(c.decoding.max_length, c.decoding.beam_width, c.eval_batch_size, device)
     scores = ev.score_split(module, data.data, "val", how, c.eval_images, s.seed)
     items = [x for split in ("train", "val") for x in ev.samples(module, data.data, split, c.samples, how, s.seed)]
@@ -189,11 +177,5 @@ def evaluate(s: Settings, module: CaptioningModule, data: CocoCaptions, device: 
     return scores
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m hw4 captioning", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=Path, default=paths.PARAMS)
-    parser.add_argument("--model", required=True, choices=MODELS)
-    add_seed_argument(parser)
-    args = parser.parse_args(argv)
-    metrics = run(load_settings(args.params, args.seed), args.model)
-    print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items() if "/" in k})
+STAGE = TrainingStage(EXPERIMENT, CaptioningSettings, run, matrix={"model": MODELS}, headline=HEADLINE)
+load_settings, main = STAGE.load_settings, STAGE.main

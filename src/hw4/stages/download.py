@@ -14,13 +14,13 @@ lists every failure. SIGTERM stops the stage cleanly: no temporary file is left 
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from hw4.config import command
 from hw4.config.seeds import data_seed
 from hw4.config.settings import ConfigError, load_params, section
 from hw4.data.sources.archives import Limits, extract
@@ -174,16 +174,12 @@ def exit_cleanly_on_sigterm() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m hw4 download", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default=paths.PARAMS, type=Path)
-    args = parser.parse_args(argv)
+    args = command.parser("download", __doc__).parse_args(argv)
     params = load_params(args.params)
     settings = section(params, "download", DownloadSettings)
     exit_cleanly_on_sigterm()
-    try:
+    with command.one_line_errors("download", DownloadError, StandinError):
         summary = run(settings, seed=data_seed(params))
-    except (DownloadError, StandinError) as e:
-        raise SystemExit(f"download: {e}") from None  # the message says it all; no traceback
     for key, files in summary["downloaded"].items():
         for name, source in files.items():
             print(f"download: {key}/{name} <- {source}")

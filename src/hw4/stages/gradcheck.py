@@ -13,12 +13,10 @@ headline in metrics/gradcheck.json); exits non-zero if any fails.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import sys
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
@@ -26,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hw4 import layers
+from hw4.config import command
 from hw4.config.settings import ConfigError, flatten, load_params, section
 from hw4.io import paths
 from hw4.io.outputs import write_results
@@ -209,9 +208,7 @@ def run(settings: GradcheckSettings) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m hw4 gradcheck", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default=paths.PARAMS, type=Path)
-    args = parser.parse_args(argv)
+    args = command.parser("gradcheck", __doc__).parse_args(argv)
     settings = section(load_params(args.params), "gradcheck", GradcheckSettings)
     try:
         results = run(settings)

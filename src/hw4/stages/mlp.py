@@ -17,22 +17,23 @@ stages (and may be rerun one by one), so only the selection knows the sweep's me
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from hw4.config.seeds import add_seed_argument, seeds_of, summarise
-from hw4.config.settings import ConfigError, flatten, load_params, section
+from hw4.config import command
+from hw4.config.seeds import seeds_of, summarise
+from hw4.config.settings import ConfigError, flatten, load_params
 from hw4.io import paths
 from hw4.io.outputs import plot_curves, read_json, write_csv, write_results
 from hw4.io.paths import RunFiles, per_seed, record_path
 from hw4.models.mlp import MLP, Impl, MLPConfig
 from hw4.models.nets import NetSpec
-from hw4.tracking.runs import StageRun, adopt_children, is_global_rank_zero
-from hw4.training.classifier_job import ClassifierJob, train_classifier
+from hw4.tracking.runs import StageRun, adopt_children
+from hw4.training.image_classification import ImageClassification, train_classifier
+from hw4.training.stage import Settings, TrainingStage
+from hw4.training.tracked_fit import Training
 from hw4.training.tracked_module import OptimSettings
-from hw4.training.trainer import EarlyStoppingSettings, TrainerSettings, trainer_and_seed
+from hw4.training.trainer import EarlyStoppingSettings
 
 EXPERIMENT = "mlp"
 HEADLINE = ("val/acc", "test/acc")  # in `dvc exp show` and `dvc metrics show`: a point's val/acc, the final run's test/acc
@@ -66,21 +67,9 @@ class MLPSettings:
             raise ConfigError(f"params '{where}': epochs, batch sizes and steps_per_call must be at least 1")
 
 
-@dataclass
-class Settings:
-    mlp: MLPSettings
-    trainer: TrainerSettings
-    seed: int
-
-
-def load_settings(params_path: Path, seed: int | None = None) -> Settings:
-    params = load_params(params_path)
-    return Settings(section(params, "mlp", MLPSettings), *trainer_and_seed(params, seed))
-
-
-def _point_params(s: Settings, hidden: int) -> dict[str, Any]:
+def _point_params(s: Settings[MLPSettings], hidden: int) -> dict[str, Any]:
     """What one run depends on: the training settings and this size, not the sweep list."""
-    mlp = {k: v for k, v in asdict(s.mlp).items() if k != "hidden_sizes"}
+    mlp = {k: v for k, v in asdict(s.task).items() if k != "hidden_sizes"}
     return flatten({"hidden": hidden, "seed": s.seed, "mlp": mlp, "trainer": asdict(s.trainer)})
 
 
@@ -90,49 +79,38 @@ def point_files(hidden: int, seed: int) -> RunFiles:
     return RunFiles(EXPERIMENT, f"points/h{hidden}", seed)
 
 
-def _job(s: Settings, hidden: int, files: RunFiles, stage: str, test: bool, tags: dict[str, str]) -> ClassifierJob:
+def _job(s: Settings[MLPSettings], hidden: int, files: RunFiles, stage: str, test: bool, tags: dict[str, str]) -> Training:
     """The run of `hidden` units under seed `s.seed`, writing `files` (a point's, or the final run's)."""
-    return ClassifierJob(
-        experiment=EXPERIMENT,
-        stage=stage,
-        net=NetSpec(MLP, MLPConfig(hidden=hidden), s.mlp.impl),
-        params=_point_params(s, hidden),
-        data_path=paths.MNIST_FAMILY,
-        trainer=s.trainer,
-        optim=s.mlp.optim,
-        epochs=s.mlp.epochs,
-        batch_size=s.mlp.batch_size,
-        eval_batch_size=s.mlp.eval_batch_size,
-        steps_per_call=s.mlp.steps_per_call,
-        seed=s.seed,
-        files=files,
-        headline=HEADLINE,
-        extra_metrics={"hidden": hidden},
-        test=test,
-        early_stopping=s.mlp.early_stopping,
-        tags=tags,
-    )
+    return Training(EXPERIMENT, stage, files, _point_params(s, hidden), s.seed, s.trainer, s.task.epochs, HEADLINE,
+                    tags=tags, test=test)
 
 
-def run_point(s: Settings, hidden: int) -> dict[str, Any]:
-    if hidden not in s.mlp.hidden_sizes:
-        raise ConfigError(f"hidden size {hidden} is not in params mlp.hidden_sizes {s.mlp.hidden_sizes}")
+def _classification(s: Settings[MLPSettings], hidden: int, **choices: Any) -> ImageClassification:
+    return ImageClassification(NetSpec(MLP, MLPConfig(hidden=hidden), s.task.impl), paths.MNIST_FAMILY, s.task.optim,
+                               s.task.batch_size, s.task.eval_batch_size, steps_per_call=s.task.steps_per_call,
+                               early_stopping=s.task.early_stopping, **choices)
+
+
+def run_point(s: Settings[MLPSettings], hidden: int) -> dict[str, Any]:
+    if hidden not in s.task.hidden_sizes:
+        raise ConfigError(f"hidden size {hidden} is not in params mlp.hidden_sizes {s.task.hidden_sizes}")
     job = _job(s, hidden, point_files(hidden, s.seed), f"mlp@{hidden}-{s.seed}", test=False, tags={"sweep.role": "point"})
-    return train_classifier(job)
+    return train_classifier(job, _classification(s, hidden, extra_metrics={"hidden": hidden}))
 
 
-def run_final(s: Settings) -> dict[str, Any]:
+def run_final(s: Settings[MLPSettings]) -> dict[str, Any]:
     chosen = read_json(record_path(paths.MLP_SELECTION), "mlp_final")
     tags = {"sweep.role": "final", "sweep.run_id": str(chosen["sweep_run_id"])}
     hidden = int(chosen["hidden"])
-    job = replace(
-        _job(s, hidden, RunFiles(EXPERIMENT, "final", s.seed), f"mlp_final@{s.seed}", test=True, tags=tags),
+    job = _job(s, hidden, RunFiles(EXPERIMENT, "final", s.seed), f"mlp_final@{s.seed}", test=True, tags=tags)
+    task = _classification(
+        s, hidden,
         train_on_val=True,  # the validation split has chosen the size; the retraining learns from it too
         curve_csv=per_seed(paths.MLP_FINAL_CSV, s.seed),
         extra_metrics={"hidden": hidden, "sweep_run_id": chosen["sweep_run_id"], "val_acc_selected": chosen["val/acc"]},
         score="val_acc_selected",  # the chosen size's mean over seeds: this run trains on val
     )
-    return train_classifier(job)
+    return train_classifier(job, task)
 
 
 def select_best(scores: dict[int, float]) -> int:
@@ -166,8 +144,9 @@ def significance(points: dict[int, dict[str, Any]], best: int) -> dict[str, Any]
             "verdict": f"{best} units beat {runner_up} by {margin:.4f} in mean {METRIC}, {how}"}
 
 
-def run_select(s: Settings, seeds: list[int]) -> dict[str, Any]:
-    points = read_points(s.mlp.hidden_sizes, seeds)
+def run_select(s: Settings[MLPSettings], seeds: list[int]) -> dict[str, Any]:
+    """Choose the sweep's hidden size by the points' validation accuracy, averaged over the seeds."""
+    points = read_points(s.task.hidden_sizes, seeds)
     scores = {h: float(p[METRIC]) for h, p in points.items()}
     best = select_best(scores)
     rows = [_sweep_row(h, points[h]) for h in sorted(points)]
@@ -175,8 +154,8 @@ def run_select(s: Settings, seeds: list[int]) -> dict[str, Any]:
     curves = ["val_acc", "val_acc_best"] + (["val_acc_minus_std", "val_acc_plus_std"] if len(seeds) > 1 else [])
     png = plot_curves(paths.MLP_SWEEP_PNG, rows, "hidden", {"validation accuracy": curves}, f"MLP sweep ({len(seeds)} seeds)")
     standin = any(p.get("standin") for p in points.values())
-    params = flatten({"hidden_sizes": s.mlp.hidden_sizes, "seeds": seeds, "selection_metric": METRIC,
-                      "mlp": asdict(s.mlp.optim)})
+    params = flatten({"hidden_sizes": s.task.hidden_sizes, "seeds": seeds, "selection_metric": METRIC,
+                      "mlp": asdict(s.task.optim)})
     with StageRun(EXPERIMENT, "mlp_select", params, [paths.MNIST_FAMILY], standin, run_name="sweep", tags={"sweep.role": "parent"}) as run:
         if run.active:
             adopt_children(run.run_id, [i for p in points.values() for i in p["run_ids"].values() if i])
@@ -211,26 +190,12 @@ def _sweep_row(hidden: int, point: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def main(argv: list[str] | None = None, final: bool = False) -> None:
-    parser = argparse.ArgumentParser(prog="python -m hw4 mlp_final" if final else "python -m hw4 mlp")
-    parser.add_argument("--params", type=Path, default=paths.PARAMS)
-    if not final:
-        parser.add_argument("--hidden", type=int, required=True, help="hidden units of this sweep point")
-    add_seed_argument(parser)
-    args = parser.parse_args(argv)
-    settings = load_settings(args.params, args.seed)
-    metrics = run_final(settings) if final else run_point(settings, args.hidden)
-    if is_global_rank_zero():
-        print({k: v for k, v in metrics.items() if "/" in k})
-
-
-def main_final(argv: list[str] | None = None) -> None:
-    main(argv, final=True)
+STAGE = TrainingStage(EXPERIMENT, MLPSettings, run_point, matrix={"hidden": int}, headline=HEADLINE)
+FINAL = TrainingStage(EXPERIMENT, MLPSettings, run_final, matrix={}, headline=HEADLINE, command="mlp_final")
+load_settings, main, main_final = STAGE.load_settings, STAGE.main, FINAL.main
 
 
 def main_select(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m hw4 mlp_select")
-    parser.add_argument("--params", type=Path, default=paths.PARAMS)
-    args = parser.parse_args(argv)
+    args = command.parser("mlp_select", __doc__).parse_args(argv)
     result = run_select(load_settings(args.params), seeds_of(load_params(args.params)))
     print(f"chosen hidden size {result['hidden']} ({METRIC} {result[METRIC]:.4f}): {result['verdict']}")

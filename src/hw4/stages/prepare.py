@@ -12,11 +12,11 @@ Stand-in data (a `STANDIN` marker) is generated and has none to match.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from hw4.config import command
 from hw4.config.settings import ConfigError, load_params, section
 from hw4.data.formats.mnist import FILES, prepare, save
 from hw4.data.sources.download import verify_file
@@ -78,14 +78,10 @@ def check_recorded(dataset: Dataset, source: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m hw4 prepare", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default=paths.PARAMS, type=Path)
-    args = parser.parse_args(argv)
+    args = command.parser("prepare", __doc__).parse_args(argv)
     settings = section(load_params(args.params), "prepare", PrepareSettings)
-    try:
+    with command.one_line_errors("prepare", FileNotFoundError, ValueError):  # IdxError is a ValueError
         summary = run(settings)
-    except (FileNotFoundError, ValueError) as e:  # IdxError is a ValueError
-        raise SystemExit(f"prepare: {e}") from None  # the message says it all; no traceback
     standin = " (stand-in data)" if summary["standin"] else ""
     print(
         f"prepare: {summary['dataset']}{standin}: train {summary['train']}, val {summary['val']}, "

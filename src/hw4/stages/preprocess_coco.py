@@ -12,11 +12,11 @@ and, for weights: caption_words, the backbone's training loss per epoch.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from hw4.config import command
 from hw4.config.seeds import data_seed
 from hw4.config.settings import ConfigError, flatten, load_params, section
 from hw4.data.formats.coco_features import META_FILE, CocoDataError, subsample_train
@@ -92,14 +92,10 @@ def load_settings(params_path: Path) -> Settings:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m hw4 preprocess_coco", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default=paths.PARAMS, type=Path)
-    args = parser.parse_args(argv)
+    args = command.parser("preprocess_coco", __doc__).parse_args(argv)
     settings = load_settings(args.params)
-    try:
+    with command.one_line_errors("preprocess_coco", CocoDataError, FileNotFoundError, WeightsError):
         meta = run(settings)
-    except (CocoDataError, FileNotFoundError, WeightsError) as e:
-        raise SystemExit(f"preprocess_coco: {e}") from None  # the message names the file and the problem
     standin = " (stand-in data)" if meta["standin"] else ""
     print(
         f"preprocess_coco: {meta['source']}{standin}: {meta['train_captions']} train / {meta['val_captions']} val "

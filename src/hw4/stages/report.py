@@ -14,7 +14,6 @@ summarises (`summarises.<stage>`), listed again in its description.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 from dataclasses import asdict, dataclass
@@ -22,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from hw4.config import command
 from hw4.config.seeds import seeds_of
 from hw4.config.settings import ConfigError, flatten, load_params, section
 from hw4.io import atomic, paths
@@ -163,12 +163,8 @@ def note(s: Settings, run_ids: dict[str, str | None]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m hw4 report", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=Path, default=paths.PARAMS)
-    args = parser.parse_args(argv)
+    args = command.parser("report", __doc__).parse_args(argv)
     settings = load_settings(args.params)
-    try:
+    with command.one_line_errors("report", MissingStageOutput):  # the message lists the files and the stages to run
         run(settings)
-    except MissingStageOutput as e:
-        raise SystemExit(f"report: {e}") from None  # the message lists the files and the stages to run
     print(f"report: wrote {paths.REPORT_MD}, {paths.REPORT_HTML} and {paths.REPORT_SUMMARY}")

@@ -11,14 +11,12 @@ them side by side. Like `mlp_select`, it runs after the seeds, which DVC may rer
 
 from __future__ import annotations
 
-import argparse
 import re
-from pathlib import Path
 from typing import Any
 
+from hw4.config import command
 from hw4.config.seeds import seeds_of, summarise
 from hw4.config.settings import ConfigError, load_params
-from hw4.io import paths
 from hw4.io.outputs import read_json, write_results
 from hw4.io.paths import per_seed, record_path, summary_metrics
 from hw4.tracking.runs import StageRun, adopt_children, run_tags
@@ -74,9 +72,8 @@ def _device_tag(children: list[str]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m hw4 seeds", description=__doc__.splitlines()[0])
+    parser = command.parser("seeds", __doc__)
     parser.add_argument("evaluation", help="<task>/<name>: mlp/final, cnn/<impl>, captioning/<model>, transfer/<mode>, ...")
-    parser.add_argument("--params", type=Path, default=paths.PARAMS)
     args = parser.parse_args(argv)
     summary = run(args.evaluation, seeds_of(load_params(args.params)))
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items() if "/" in k})

@@ -10,16 +10,13 @@ transfer/<mode>` summarises a mode's seeds.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 
-from hw4.config.seeds import add_seed_argument
-from hw4.config.settings import ConfigError, flatten, load_params, section
+from hw4.config.settings import ConfigError, flatten
 from hw4.data.loaders.image_folders import ImageFolderData, ImageFolderError, tree_sha256
 from hw4.data.standins.marker import is_standin
 from hw4.io import paths
@@ -27,9 +24,11 @@ from hw4.io.paths import RunFiles
 from hw4.models.resnet import Pretrained, Weights, WeightsError, resnet18_classifier, resolve_weights
 from hw4.tracking.logged_models import ModelToLog
 from hw4.tracking.runs import DatasetRef
-from hw4.training.tracked_fit import Fitted, RunOutputs, Training, tracked_fit
+from hw4.training.stage import Settings, TrainingStage
+from hw4.training.run_outputs import RunOutputs
+from hw4.training.tracked_fit import Fitted, Training, tracked_fit
 from hw4.training.tracked_module import OptimSettings
-from hw4.training.trainer import EarlyStoppingSettings, Monitor, TrainerSettings, trainer_and_seed
+from hw4.training.trainer import EarlyStoppingSettings, Monitor
 from hw4.training.transfer_module import MODES, Mode, TransferClassifier, mode_callbacks
 
 EXPERIMENT = "transfer"
@@ -80,20 +79,8 @@ class TransferSettings:
             raise ConfigError(f"params '{where}': need lr > 0, 0 < gamma <= 1 and 0 <= momentum < 1")
 
 
-@dataclass
-class Settings:
-    transfer: TransferSettings
-    trainer: TrainerSettings
-    seed: int
-
-
-def load_settings(params_path: Path, seed: int | None = None) -> Settings:
-    params = load_params(params_path)
-    return Settings(section(params, "transfer", TransferSettings), *trainer_and_seed(params, seed))
-
-
-def run(s: Settings, mode: Mode) -> dict[str, Any]:
-    t = s.transfer
+def run(s: Settings[TransferSettings], mode: Mode) -> dict[str, Any]:
+    t = s.task
     if mode not in t.modes:
         raise ConfigError(f"mode {mode!r} is not in params transfer.modes {t.modes}")
     data_dir = paths.raw_input(t.data_dir)
@@ -107,7 +94,7 @@ def run(s: Settings, mode: Mode) -> dict[str, Any]:
     label = _label(mode, s.seed, weights, standin)
     training = Training(
         EXPERIMENT, f"transfer@{mode}-{s.seed}", RunFiles(EXPERIMENT, mode, s.seed), params, s.seed, s.trainer, t.epochs,
-        DATASET, standin, HEADLINE, tags={"mode": mode, "weights": weights.kind}, run_name=label,
+        HEADLINE, dataset=DATASET, standin=standin, tags={"mode": mode, "weights": weights.kind}, run_name=label,
         # The tutorial's `best_model_wts`: the weights of the first epoch with the best validation accuracy.
         best=Monitor("val/acc", "max"), callbacks=[*mode_callbacks(mode), *t.early_stopping.callbacks()],
         datasets=[DatasetRef(f"{DATASET}/{split}", tree_sha256({split: scan})[:32], str(scan.root),
@@ -144,10 +131,10 @@ def best_model(trainer: pl.Trainer, meta: dict[str, Any]) -> dict[str, Any]:
     return {"state_dict": net, "meta": meta}
 
 
-def logged_model(s: Settings, mode: Mode, data: ImageFolderData, record: dict[str, Any], standin: bool) -> ModelToLog:
+def logged_model(s: Settings[TransferSettings], mode: Mode, data: ImageFolderData, record: dict[str, Any], standin: bool) -> ModelToLog:
     """The saved (best epoch's) network as an MLflow Model taking image files (hw4.serving.transfer_classifier),
     registered as hw4-transfer-<dataset> and ranked by the best validation accuracy, whose weights these are."""
-    spec = {"classes": list(data.classes), "image_size": s.transfer.image_size, "mode": mode, "dataset": DATASET}
+    spec = {"classes": list(data.classes), "image_size": s.task.image_size, "mode": mode, "dataset": DATASET}
     return ModelToLog(
         flavor="hw4.serving.transfer_classifier", files={"weights": RunFiles(EXPERIMENT, mode, s.seed).weights},
         specs={"spec": spec}, example=[path for path, _ in data.scans["val"].samples[:2]],
@@ -170,9 +157,9 @@ def summarise(history: list[dict[str, float]]) -> dict[str, Any]:
     }
 
 
-def _run_params(s: Settings, mode: Mode, data: ImageFolderData, weights: Weights, standin: bool) -> dict[str, Any]:
+def _run_params(s: Settings[TransferSettings], mode: Mode, data: ImageFolderData, weights: Weights, standin: bool) -> dict[str, Any]:
     """What one mode's run depends on: its settings (not the list of modes) and its inputs."""
-    transfer = {k: v for k, v in asdict(s.transfer).items() if k != "modes"}
+    transfer = {k: v for k, v in asdict(s.task).items() if k != "modes"}
     return flatten({"mode": mode, "seed": s.seed, "transfer": transfer, "trainer": asdict(s.trainer)}) | {
         "data.dataset": DATASET,
         "data.standin": standin,
@@ -207,14 +194,6 @@ def _label(mode: Mode, seed: int, weights: Weights, standin: bool) -> str:
     return f"transfer@{mode}-{seed} ({', '.join(notes)})"
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m hw4 transfer", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=Path, default=paths.PARAMS)
-    parser.add_argument("--mode", choices=MODES, required=True)
-    add_seed_argument(parser)
-    args = parser.parse_args(argv)
-    try:
-        metrics = run(load_settings(args.params, args.seed), args.mode)
-    except (ImageFolderError, WeightsError) as e:
-        raise SystemExit(f"transfer: {e}") from None  # the message says it all; no traceback
-    print({k: v for k, v in metrics.items() if k != "run_id"})
+STAGE = TrainingStage(EXPERIMENT, TransferSettings, run, matrix={"mode": MODES}, headline=HEADLINE,
+                      errors=(ImageFolderError, WeightsError))
+load_settings, main = STAGE.load_settings, STAGE.main

@@ -22,11 +22,11 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from hw4.io.paths import RunFiles
-from hw4.tracking.logged_models import ModelToLog, log_model
+from hw4.tracking.logged_models import log_model
 from hw4.tracking.runs import DatasetRef, ResumeState, StageRun, params_hash
 from hw4.training.checkpoint_io import checkpoint_to_resume
 from hw4.training.preemption import preempted
-from hw4.training.run_outputs import write_run_outputs
+from hw4.training.run_outputs import RunOutputs, write_run_outputs
 from hw4.training.tracked_module import TrackedModule
 from hw4.training.trainer import Monitor, TrainerSettings, build_trainer
 
@@ -42,9 +42,9 @@ class Training:
     seed: int
     trainer: TrainerSettings
     epochs: int
-    dataset: str
-    standin: bool
     headline: Sequence[str]  # the task's numbers in `dvc exp show` (hw4.io.outputs.write_results)
+    dataset: str = "unknown"  # the registered model's name carries it: hw4-<task>-<dataset>
+    standin: bool = False  # trained on generated data (hw4.data.standins)
     data_files: Sequence[Path] = ()  # their sha256s become tags
     tags: Mapping[str, str] = field(default_factory=dict)
     run_name: str | None = None
@@ -71,22 +71,6 @@ class Fitted:
 
     def samples_per_s(self, samples_per_epoch: int) -> int:
         return round(self.epochs_run * samples_per_epoch / max(self.train_time_s, 1e-9))
-
-
-@dataclass
-class RunOutputs:
-    """A stage's outputs of one run: its numbers, and what `write_run_outputs` writes."""
-
-    record: dict[str, Any]  # the stage's own numbers and fields; the fit adds the common ones
-    rows: Sequence[Mapping[str, Any]]  # one per epoch: the curve CSV and figure
-    panels: Mapping[str, Sequence[str]]  # the figure's panels: title -> columns of `rows`
-    title: str
-    weights: Any  # a state_dict, or one with its metadata
-    curve_csv: Path | None = None  # instead of files.curve_csv
-    extra_files: Sequence[Path] = ()  # written by the stage, logged beside the others
-    logged: Mapping[str, float] = field(default_factory=dict)  # further run metrics
-    logged_step: int | None = None
-    model: ModelToLog | None = None  # the network as an MLflow Model (written weights + specs)
 
 
 def tracked_fit(
@@ -118,7 +102,7 @@ def tracked_fit(
             "train_time_s": round(train_time, 2), "seed": job.seed, "run_id": run.run_id, "dataset": job.dataset,
             "standin": job.standin, "provenance": run.provenance, "headline": list(job.headline),
         }
-        write_run_outputs(run, job.files, record, out.rows, out.panels, out.title, out.weights, out.curve_csv, out.extra_files)
+        write_run_outputs(run, job.files, record, out)
         run.log_metrics({**out.logged, **memory, "train_time_s": train_time}, step=out.logged_step)
         if out.model is not None and run.active:
             tags = {"seed": str(job.seed), **out.model.tags}  # on its registered version

@@ -130,15 +130,6 @@ def slurm_without_requeue() -> list[SLURMEnvironment]:
     return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
-def trainer_and_seed(params: dict, seed: int | None) -> tuple[TrainerSettings, int]:
-    """The two settings every training stage reads besides its own section: the trainer, and
-    its seed (`--seed`, one of params `seeds`; the first where not given)."""
-    from hw4.config.seeds import chosen_seed
-    from hw4.config.settings import section
-
-    return section(params, "trainer", TrainerSettings), chosen_seed(params, seed)
-
-
 def build_trainer(
     settings: TrainerSettings,
     run: StageRun,
