@@ -24,14 +24,14 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from hw4.models.resnet import resnet18_classifier
+from hw4.models.resnet import ResNet18Config, resnet18_classifier
 from hw4.training.tracked_module import OptimSettings
 from hw4.training.transfer_module import FreezeBackbone, TransferClassifier
 
 
 def build(mode: str, device: torch.device) -> tuple[TransferClassifier, torch.optim.Optimizer]:
     torch.manual_seed(0)
-    module = TransferClassifier(resnet18_classifier(2), OptimSettings("sgd", lr=1e-3, momentum=0.9), 7, 0.1, 2).to(device)
+    module = TransferClassifier(resnet18_classifier(ResNet18Config(2)), OptimSettings("sgd", lr=1e-3, momentum=0.9), 7, 0.1, 2).to(device)
     if mode == "freeze":
         freeze = FreezeBackbone()
         freeze.setup(None, module, "fit")  # as the Trainer does, before configure_optimizers

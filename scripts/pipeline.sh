@@ -8,7 +8,7 @@ bash scripts/setup.sh
 profile=${1:-demo}
 shift || true
 export PATH="$PWD/.venv/bin:$PATH"   # the stages' `python -m hw4` is the venv's
-dvc exp run --set-param "profile=$profile" "$@"
+python -m hw4 pipeline --profile "$profile" "$@"
 echo
 echo "Done. Results: reports/report.html, 'dvc metrics show', 'dvc plots show'."
 echo "MLflow UI:     .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"

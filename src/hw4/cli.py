@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hw4.config.settings import ConfigError, load_params
 from hw4.io import paths
-from hw4.training.numerics import MODES, pin_before_torch
+from hw4.config.numerics import MODES, pin_before_torch
 
 # Commands that are not `main` of the stage module of their name (hw4.stages.<command>):
 # the selection, the final run, and using what was trained (hw4.serving).
@@ -20,6 +20,10 @@ OTHER_COMMANDS = {
     "predict": "hw4.serving.predict:main",
     "caption": "hw4.serving.predict:main_caption",
 }
+
+# Commands that run the stages as processes of their own, each pinning its own numerics: pinned
+# here, the variables would reach every stage, whatever profile it runs.
+LAUNCHERS = {"pipeline"}
 
 
 def commands() -> dict[str, str]:
@@ -39,7 +43,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2)
     module, func = known[argv[0]].split(":")
     try:
-        pin_before_torch(numerics_mode(params_path(argv[1:])))  # before the stage imports torch
+        if argv[0] not in LAUNCHERS:
+            pin_before_torch(numerics_mode(params_path(argv[1:])))  # before the stage imports torch
         getattr(importlib.import_module(module), func)(argv[1:])
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)

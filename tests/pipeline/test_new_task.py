@@ -95,7 +95,7 @@ TOY_DVC = """
     cmd: python -m hw4 toy --name ${item.name} --seed ${item.seed}
     deps: [src/hw4/__main__.py, src/hw4/cli.py, src/hw4/config, src/hw4/io, src/hw4/tracking,
            src/hw4/data/loaders/batches.py, src/hw4/data/loaders/mnist_batches.py, src/hw4/stages/toy.py,
-           src/hw4/training/checkpoint_io.py, src/hw4/training/image_classifier.py, src/hw4/training/numerics.py,
+           src/hw4/training/checkpoint_io.py, src/hw4/training/image_classifier.py,
            src/hw4/training/preemption.py, src/hw4/training/run_outputs.py, src/hw4/training/stage.py,
            src/hw4/training/tracked_fit.py, src/hw4/training/tracked_module.py, src/hw4/training/trainer.py,
            data/prepared/mnist_family.pt]
@@ -112,7 +112,7 @@ TOY_DVC = """
     matrix: {name: "${toy.names}"}
     cmd: python -m hw4 seeds toy/${item.name}
     deps: [src/hw4/__main__.py, src/hw4/cli.py, src/hw4/config, src/hw4/io, src/hw4/tracking,
-           src/hw4/training/numerics.py, src/hw4/stages/seeds.py, "results/toy/${item.name}"]
+           src/hw4/stages/seeds.py, "results/toy/${item.name}"]
     params: [seeds]
     outs:
       - results/toy/${item.name}.json: {cache: false}

@@ -12,10 +12,14 @@ from mlflow.tracking import MlflowClient
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from hw4.data.loaders.caption_batches import CocoCaptions
 from hw4.data.loaders.mnist_batches import MnistFamilyData
+from hw4.io import paths
+from hw4.models.captioner import Captioner, CaptionerConfig
 from hw4.models.mlp import MLP, MLPConfig
 from hw4.stages import captioning, mlp, preprocess_coco, transfer
 from hw4.tracking import runs as tracking
+from hw4.training.captioning_module import CaptioningModule
 from hw4.training.image_classifier import ImageClassifier
 from hw4.training.tracked_module import OptimSettings
 from hw4.training.trainer import Monitor, TrainerSettings, build_trainer
@@ -113,6 +117,35 @@ def test_a_fit_stopped_by_a_signal_mid_epoch_resumes_to_what_an_uninterrupted_fi
     assert saved["hw4_train_loader"] == {"epoch": 1, "items_done": items}
     assert saved["global_step"] == 12 + items * steps_per_call  # 600 images in batches of 50: 12 steps an epoch
     _, resumed = _fit(tiny_prepared, epochs=3, ckpt_path=tmp_path / "last.ckpt", optim=ONE_CYCLE, steps_per_call=steps_per_call)
+    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
+    assert resumed.history == straight.history
+
+
+def _fit_captioner(epochs: int, checkpoint_dir: Path | None = None, ckpt_path: Path | None = None, callbacks=()):
+    torch.manual_seed(0)
+    data = CocoCaptions(paths.COCO, 4, 8, seed=0)
+    v = data.vocab
+    net = Captioner(CaptionerConfig(len(v), data.feature_dim, v.null, v.start, v.end, "lstm", wordvec_dim=8, hidden_dim=16))
+    module = CaptioningModule(net, ONE_CYCLE)
+    inert = tracking.StageRun("unused", "unused", {})
+    trainer = build_trainer(conf_section("trainer", TrainerSettings, **TEST_TRAINER), inert, epochs, checkpoint_dir=checkpoint_dir,
+                            best=Monitor("val/loss", "min") if checkpoint_dir else None, callbacks=list(callbacks))
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    return module
+
+
+@pytest.mark.slow
+def test_a_captioner_stopped_by_a_signal_mid_epoch_resumes_to_what_an_uninterrupted_fit_trains(isolated_workdir: Path):
+    """The captioner's checkpoint at the signal holds the epoch's loss so far (its MeanMetric's
+    sum and weight): the resumed epoch's train/loss counts every step once, bit for bit."""
+    tiny_standin(n_train=6, n_val=2)
+    preprocess_coco.run(stage_settings(raw_settings(), seed=0))
+    straight = _fit_captioner(epochs=2)
+    with pytest.raises(SIGTERMException):
+        _fit_captioner(epochs=2, checkpoint_dir=isolated_workdir / "ckpt", callbacks=[SignalAt(signal.SIGTERM, epoch=1, item=2)])
+    saved = torch.load(isolated_workdir / "ckpt/last.ckpt", weights_only=False)
+    assert saved["hw4_train_loss"]["weight"] > 0  # three batches' captions counted before the signal
+    resumed = _fit_captioner(epochs=2, ckpt_path=isolated_workdir / "ckpt/last.ckpt")
     assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
     assert resumed.history == straight.history
 

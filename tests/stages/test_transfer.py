@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from hw4.config.settings import ConfigError
 from hw4.data.loaders.image_folders import scan
 from hw4.data.standins import hymenoptera as standin_hymenoptera
-from hw4.models.resnet import resnet18_classifier
+from hw4.models.resnet import ResNet18Config, resnet18_classifier
 from hw4.stages import transfer
 from hw4.tracking import runs as tracking
 from hw4.training.tracked_module import OptimSettings
@@ -55,7 +55,7 @@ def backbone_keys(state: dict) -> list[str]:
 
 
 def test_freeze_trains_the_head_alone_and_keeps_batch_norm_statistics():
-    net = resnet18_classifier(2)
+    net = resnet18_classifier(ResNet18Config(2))
     before = snapshot(net)
     optimizer = fit("freeze", net)
     after = net.state_dict()
@@ -68,7 +68,7 @@ def test_freeze_trains_the_head_alone_and_keeps_batch_norm_statistics():
 
 
 def test_finetune_trains_the_backbone_too():
-    net = resnet18_classifier(2)
+    net = resnet18_classifier(ResNet18Config(2))
     before = snapshot(net)
     optimizer = fit("finetune", net, epochs=1)
     after = net.state_dict()
@@ -82,7 +82,7 @@ def test_the_summary_reports_final_and_first_best_accuracy():
         {"epoch": e, "val/acc": acc, "val/loss": 1.0, "train/loss": 1.0, "train/acc": 0.5, "epoch_time_s": 2.0}
         for e, acc in enumerate([0.5, 0.9, 0.9, 0.8])
     ]
-    summary = transfer.summarise(history)
+    summary = transfer.best_epoch_summary(history)
     assert summary["val/acc"] == 0.8 and summary["val/acc_best"] == 0.9 and summary["best_epoch"] == 1
     assert summary["epochs"] == 4 and summary["epoch_time_s"] == 2.0
 

@@ -1,10 +1,12 @@
 """The package's imports go one way: stages on top; training, features and evaluation below
 them; models, data and tracking below those; config and io at the bottom. Nothing imports a
-stage module. (README "Layout" draws the same picture.)"""
+stage module. A module named in a string (for importlib) counts as imported: a stage names the
+serving module its logged model runs. (README "Layout" draws the same picture.)"""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -25,18 +27,26 @@ MAY_IMPORT = {
     "evaluation": {"evaluation", "training", "models", "data", "io", "config"},
     "report": {"report", "io", "config"},
     "serving": {"serving", "features", "evaluation", "models", "layers", "data", "tracking", "io", "config"},
-    "stages": {"training", "features", "evaluation", "report", "tracking", "models", "layers", "data", "io", "config"},
+    # A stage names the serving module its logged model runs (a string: imported when the model is logged).
+    "stages": {"serving", "training", "features", "evaluation", "report", "tracking", "models", "layers", "data", "io",
+               "config"},
 }
 
 
+NAMED_MODULE = re.compile(r"hw4(\.\w+)+")  # a string that names a module, for importlib ("hw4.serving.captioner")
+
+
 def hw4_imports(path: Path) -> set[str]:
-    """The hw4 modules `path` imports (`from hw4.x import y` counts as hw4.x)."""
+    """The hw4 modules `path` imports (`from hw4.x import y` counts as hw4.x), and those it names
+    in a string: importlib imports them by name (a logged model's flavor, a stand-in generator)."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hw4."):
             names.add(node.module)
         elif isinstance(node, ast.Import):
             names |= {a.name for a in node.names if a.name.startswith("hw4.")}
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and NAMED_MODULE.fullmatch(node.value):
+            names.add(node.value)
     return names
 
 

@@ -1,6 +1,8 @@
 """The numerics setting: how it is read, what it pins, and what it refuses."""
 
+import os
 import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -8,12 +10,12 @@ import pytest
 import torch
 
 from hw4 import cli
+from hw4.config import numerics
 from hw4.config.compose import default_params
 from hw4.config.settings import ConfigError
 from hw4.stages import preprocess_coco
 from hw4.tracking.provenance import git_tags
 from hw4.tracking.runs import StageRun
-from hw4.training import numerics
 from hw4.training.trainer import TrainerSettings, build_trainer
 from tests.conftest import write_params
 
@@ -28,6 +30,20 @@ def test_the_mode_is_read_from_the_stage_params_file(tmp_path: Path):
     params.write_text("trainer: {threads: 2}\n")
     assert cli.numerics_mode(params) == "fast"  # nothing pinned: the settings check names the missing key
     assert cli.numerics_mode(tmp_path / "none.yaml") == "fast"
+
+
+@pytest.mark.parametrize("command, pinned", [("gradcheck", "avx2"), ("pipeline", None)])
+def test_a_stage_pins_its_params_numerics_and_the_pipeline_leaves_them_to_its_stages(
+        tmp_path: Path, command: str, pinned: str | None):
+    """`python -m hw4 pipeline --profile demo` in a checkout whose params.yaml is the real
+    profile's: pinned there, portable_avx2 would reach every demo stage through the environment."""
+    (tmp_path / "params.yaml").write_text("trainer: {numerics: portable_avx2, accelerator: cpu}\n")
+    code = ("import os, sys; from hw4 import cli\n"
+            f"try: cli.main([{command!r}, '--help'])\nexcept SystemExit: pass\n"
+            "print(os.environ.get('ATEN_CPU_CAPABILITY'), file=sys.stderr)")
+    env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    assert done.stderr.strip().splitlines()[-1] == str(pinned)
 
 
 def test_portable_mode_refuses_a_process_that_chose_its_code_paths_already():

@@ -8,6 +8,7 @@ import torchvision
 
 from hw4.io.checksums import file_sha256
 from hw4.models.resnet import (
+    ResNet18Config,
     WeightsError,
     backbone_modules,
     hub_cache_file,
@@ -84,7 +85,7 @@ def test_the_torch_hub_cache_is_searched_under_the_same_name(tmp_path: Path, emp
 
 def test_the_head_has_two_outputs_and_the_backbone_keeps_the_loaded_weights():
     imagenet_like = torchvision.models.resnet18(weights=None).state_dict()  # fc: 1000 classes
-    net = resnet18_classifier(2, imagenet_like)
+    net = resnet18_classifier(ResNet18Config(2), imagenet_like)
     own = net.state_dict()
     assert all(torch.equal(own[k], v) for k, v in imagenet_like.items() if not k.startswith("fc."))
     assert net.fc.out_features == 2 and net(torch.randn(3, 3, 32, 32)).shape == (3, 2)
@@ -93,4 +94,4 @@ def test_the_head_has_two_outputs_and_the_backbone_keeps_the_loaded_weights():
 
 def test_weights_of_another_network_are_refused():
     with pytest.raises(WeightsError, match="do not fit torchvision's ResNet18"):
-        resnet18_classifier(2, {"conv1.weight": torch.zeros(1)})
+        resnet18_classifier(ResNet18Config(2), {"conv1.weight": torch.zeros(1)})

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchmetrics import MeanMetric
 
 from hw4.data.formats.coco_text import SPECIAL, Vocabulary
-from hw4.features.extractor import normalise
+from hw4.features.extractor import imagenet_normalise
 from hw4.features.image_features import ImageFiles
 from hw4.tracking.runs import StageRun
 from hw4.training.tracked_fit import fit
@@ -81,7 +81,7 @@ class CaptionWordsModule(TrackedModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, idx = batch
-        loss = F.binary_cross_entropy_with_logits(self.model(normalise(images)), self.targets[idx])
+        loss = F.binary_cross_entropy_with_logits(self.model(imagenet_normalise(images)), self.targets[idx])
         self.train_loss.update(loss.detach(), weight=len(idx))
         self._optimise(loss)
 

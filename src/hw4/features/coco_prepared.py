@@ -29,7 +29,7 @@ from hw4.io import atomic
 from hw4.io.outputs import write_json
 from hw4.io.paths import raw_input
 from hw4.tracking.runs import StageRun
-from hw4.training import numerics
+from hw4.config import numerics
 from hw4.training.trainer import TrainerSettings
 
 Source = Literal["features", "raw"]

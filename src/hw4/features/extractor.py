@@ -54,7 +54,7 @@ def build_backbone(name: str, weights: Weights, weights_file: Path | None, seed:
     return net.eval(), dim
 
 
-def normalise(images: torch.Tensor) -> torch.Tensor:
+def imagenet_normalise(images: torch.Tensor) -> torch.Tensor:
     """uint8 images (B, 3, S, S) -> float, standardised as torchvision's ImageNet models expect."""
     mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)

@@ -15,7 +15,7 @@ from torchvision.transforms.functional import pil_to_tensor
 from tqdm import tqdm
 
 from hw4.data.formats.coco_features import CocoDataError
-from hw4.features.extractor import Reduction, apply_pca, normalise
+from hw4.features.extractor import Reduction, apply_pca, imagenet_normalise
 
 
 class ImageFiles(Dataset):
@@ -45,7 +45,7 @@ def extract(
     """Features (len(paths), D) float32, in the order of `paths`."""
     net = net.to(device).eval()
     loader = DataLoader(ImageFiles(paths, size), batch_size=batch_size, num_workers=workers)
-    out = [net(normalise(images.to(device))).float().cpu() for images in tqdm(loader, desc=desc, unit="batch")]
+    out = [net(imagenet_normalise(images.to(device))).float().cpu() for images in tqdm(loader, desc=desc, unit="batch")]
     return torch.cat(out).numpy()  # (N, D)
 
 

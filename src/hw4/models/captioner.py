@@ -31,6 +31,8 @@ class CaptionerConfig:
 
 
 class Captioner(nn.Module):
+    config_class = CaptionerConfig  # hw4.models.nets.NetSpec builds it from JSON
+
     def __init__(self, config: CaptionerConfig):
         super().__init__()
         self.config = config

@@ -86,7 +86,12 @@ def load_verified(path: Path) -> tuple[dict[str, torch.Tensor], str]:
     return state_dict, sha256
 
 
-def resnet18_classifier(num_classes: int, state_dict: dict[str, torch.Tensor] | None = None) -> torchvision.models.ResNet:
+@dataclass(frozen=True)
+class ResNet18Config:
+    num_classes: int  # the new head's outputs
+
+
+def resnet18_classifier(config: ResNet18Config, state_dict: dict[str, torch.Tensor] | None = None) -> torchvision.models.ResNet:
     """torchvision's ResNet18, from `state_dict` (ImageNet, 1000 classes) or random, with a new
     head `fc`: images (B, 3, H, W) -> features (B, 512) -> logits (B, num_classes).
 
@@ -99,8 +104,11 @@ def resnet18_classifier(num_classes: int, state_dict: dict[str, torch.Tensor] | 
             net.load_state_dict(state_dict)
         except RuntimeError as e:
             raise WeightsError(f"the weights do not fit torchvision's ResNet18: {e}") from None
-    net.fc = nn.Linear(net.fc.in_features, num_classes)
+    net.fc = nn.Linear(net.fc.in_features, config.num_classes)  # after the load: its initial weights follow the seed
     return net
+
+
+resnet18_classifier.config_class = ResNet18Config  # type: ignore[attr-defined]  # hw4.models.nets.NetSpec builds it from JSON
 
 
 def backbone_modules(net: torchvision.models.ResNet) -> list[nn.Module]:

@@ -76,7 +76,7 @@ def other_evaluations() -> dict[str, dict[str, Any]]:
     found = {}
     for evaluation, path in paths.evaluation_records().items():
         if evaluation.split("/")[0] not in PROBLEM_TASKS:
-            record = read_json(path)
+            record = read_record(path)
             if "seeds" in record and "headline" in record:
                 found[evaluation] = record
     return found
@@ -163,13 +163,13 @@ def needed(members: Members) -> list[Needed]:
 def collect(members: Members) -> Inputs:
     """Read every stage output the report summarises; MissingStageOutput names what is absent."""
     require(needed(members))
-    selection = read_json(SELECTION)
+    selection = read_record(SELECTION)
     first = members.seeds[0]
     return Inputs(
-        gradcheck=read_json(GRADCHECK),
+        gradcheck=read_record(GRADCHECK),
         points={int(h): p for h, p in selection["points"].items()},
         selection=selection,
-        final=read_json(FINAL),
+        final=read_record(FINAL),
         cnn={k: _read_cnn(k, first) for k in members.cnn},
         captioning={k: _read_captioning(k, first) for k in members.captioning},
         transfer={k: _read_transfer(k, first) for k in members.transfer},
@@ -179,20 +179,20 @@ def collect(members: Members) -> Inputs:
 
 def _read_cnn(impl: str, seed: int) -> CNNRun:
     metrics, png = _cnn_files(impl, seed)
-    return CNNRun(read_json(metrics), png)
+    return CNNRun(read_record(metrics), png)
 
 
 def _read_captioning(model: str, seed: int) -> CaptioningRun:
     metrics, loss, samples, png = _caption_files(model, seed)
-    return CaptioningRun(read_json(metrics), read_csv(loss), read_samples(samples), png)
+    return CaptioningRun(read_record(metrics), read_csv(loss), read_samples(samples), png)
 
 
 def _read_transfer(mode: str, seed: int) -> TransferRun:
     metrics, curve = _transfer_files(mode, seed)
-    return TransferRun(read_json(metrics), read_csv(curve))
+    return TransferRun(read_record(metrics), read_csv(curve))
 
 
-def read_json(path: Path) -> dict[str, Any]:
+def read_record(path: Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
 
 

@@ -23,8 +23,8 @@ from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, DataType, Schema
 
 from hw4.data.formats.coco_text import Vocabulary
-from hw4.features.extractor import BACKBONES, Reduction, build_backbone, normalise
-from hw4.models.captioner import Captioner, CaptionerConfig
+from hw4.features.extractor import BACKBONES, Reduction, build_backbone, imagenet_normalise
+from hw4.models.nets import NetSpec
 from hw4.serving.image_input import INPUT, decoded
 
 SIGNATURE = ModelSignature(inputs=Schema([ColSpec(DataType.binary, INPUT)]), outputs=Schema([ColSpec(DataType.string, "caption")]))
@@ -35,7 +35,7 @@ def example(files: list[Path]) -> pd.DataFrame:
     return pd.DataFrame({INPUT: [Path(f).read_bytes() for f in files]})
 
 
-class Model(mlflow.pyfunc.PythonModel):
+class CaptionerModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         spec = json.loads(Path(context.artifacts["spec"]).read_text())
         extractor = torch.load(context.artifacts["extractor"], map_location="cpu", weights_only=True)
@@ -46,7 +46,7 @@ class Model(mlflow.pyfunc.PythonModel):
         self.backbone.load_state_dict(extractor["state_dict"])
         self.size = (extractor["image_size"], extractor["image_size"])
         self.reduction = Reduction.from_tensors(extractor["reduction"])
-        self.net = Captioner(CaptionerConfig(**spec["config"])).eval()
+        self.net = NetSpec.from_json(spec["net"]).build().eval()
         self.net.load_state_dict(torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True))
         self.vocab = Vocabulary(spec["idx_to_word"])
         self.blind, self.max_length, self.beam_width = spec["blind"], spec["max_length"], spec["beam_width"]
@@ -55,7 +55,7 @@ class Model(mlflow.pyfunc.PythonModel):
         """(N, D) features, as preprocess_coco made them for its images."""
         images = torch.from_numpy(np.stack(decoded(model_input, "RGB", self.size))).permute(0, 3, 1, 2)  # (N, 3, S, S)
         with torch.inference_mode():
-            raw = self.backbone(normalise(images)).float().numpy()
+            raw = self.backbone(imagenet_normalise(images)).float().numpy()
         return torch.from_numpy(self.reduction.apply(raw))
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -65,3 +65,6 @@ class Model(mlflow.pyfunc.PythonModel):
         with torch.inference_mode():
             tokens = self.net.decode(features, self.max_length, self.beam_width)  # (N, max_length)
         return pd.DataFrame({"caption": [self.vocab.decode(row) for row in tokens.tolist()]})
+
+
+PYTHON_MODEL = CaptionerModel  # the class hw4.tracking.logged_models logs for this module

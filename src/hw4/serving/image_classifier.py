@@ -24,7 +24,7 @@ from hw4.data.loaders.batches import normalise
 from hw4.models.nets import NetSpec
 from hw4.serving.image_input import INPUT, SIGNATURE, classified, decoded
 
-__all__ = ["SIGNATURE", "Model", "example", "png_column"]
+__all__ = ["PYTHON_MODEL", "SIGNATURE", "ImageClassifierModel", "example", "png_column"]
 
 
 def png_column(images: np.ndarray) -> pd.DataFrame:
@@ -35,7 +35,7 @@ def png_column(images: np.ndarray) -> pd.DataFrame:
 example = png_column  # the input example logged with the model
 
 
-class Model(mlflow.pyfunc.PythonModel):
+class ImageClassifierModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         spec = json.loads(Path(context.artifacts["spec"]).read_text())
         net_spec = NetSpec.from_json(spec["net"])
@@ -50,3 +50,6 @@ class Model(mlflow.pyfunc.PythonModel):
         with torch.inference_mode():
             logits = self.net(normalise(images, self.mean, self.std).unsqueeze(1))  # (N, classes)
         return classified(logits.softmax(-1), self.classes)
+
+
+PYTHON_MODEL = ImageClassifierModel  # the class hw4.tracking.logged_models logs for this module

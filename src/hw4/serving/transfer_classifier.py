@@ -18,10 +18,10 @@ import torch
 from PIL import Image
 
 from hw4.data.loaders.image_transforms import eval_transform
-from hw4.models.resnet import resnet18_classifier
+from hw4.models.nets import NetSpec
 from hw4.serving.image_input import INPUT, SIGNATURE, classified, decoded
 
-__all__ = ["SIGNATURE", "Model", "example"]
+__all__ = ["PYTHON_MODEL", "SIGNATURE", "TransferClassifierModel", "example"]
 
 
 def example(files: list[Path]) -> pd.DataFrame:
@@ -29,11 +29,11 @@ def example(files: list[Path]) -> pd.DataFrame:
     return pd.DataFrame({INPUT: [Path(f).read_bytes() for f in files]})
 
 
-class Model(mlflow.pyfunc.PythonModel):
+class TransferClassifierModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         spec = json.loads(Path(context.artifacts["spec"]).read_text())
         self.classes = spec["classes"]
-        self.net = resnet18_classifier(len(self.classes)).eval()
+        self.net = NetSpec.from_json(spec["net"]).build().eval()
         saved = torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True)
         self.net.load_state_dict(saved["state_dict"])
         self.transform = eval_transform(spec["image_size"])
@@ -42,3 +42,6 @@ class Model(mlflow.pyfunc.PythonModel):
         images = torch.stack([self.transform(Image.fromarray(p)) for p in decoded(model_input, "RGB", None)])  # (N, 3, S, S)
         with torch.inference_mode():
             return classified(self.net(images).softmax(-1), self.classes)
+
+
+PYTHON_MODEL = TransferClassifierModel  # the class hw4.tracking.logged_models logs for this module

@@ -26,6 +26,7 @@ from hw4.io import paths
 from hw4.io.checksums import arrays_sha256
 from hw4.io.paths import RunFiles
 from hw4.models.captioner import Captioner, CaptionerConfig, Cell
+from hw4.models.nets import NetSpec
 from hw4.tracking.logged_models import ModelToLog
 from hw4.tracking.runs import DatasetRef
 from hw4.training.captioning_module import CaptioningModule
@@ -111,7 +112,7 @@ def run(s: Settings[CaptioningSettings], model: str, data_dir: Path = paths.COCO
     )
 
     def make_module() -> CaptioningModule:
-        return CaptioningModule(build_net(c, data, cell), c.optim, blind=blind)
+        return CaptioningModule(net_spec(c, data, cell).build(), c.optim, blind=blind)
 
     def outputs(fitted: Fitted) -> RunOutputs:
         module = fitted.module
@@ -149,7 +150,7 @@ def logged_model(s: Settings[CaptioningSettings], module: CaptioningModule, data
         print(f"captioning: {extractor} not found (features from {data.meta.get('source')}): no MLflow Model logged")
         return None
     c = s.task
-    spec = {"config": asdict(module.net.config), "idx_to_word": data.vocab.idx_to_word, "blind": module.blind,
+    spec = {"net": NetSpec(Captioner, module.net.config).to_json(), "idx_to_word": data.vocab.idx_to_word, "blind": module.blind,
             "max_length": c.decoding.max_length, "beam_width": c.decoding.beam_width}
     image_dir = Path(data.meta.get("image_dir") or data_dir)
     return ModelToLog(
@@ -160,9 +161,9 @@ def logged_model(s: Settings[CaptioningSettings], module: CaptioningModule, data
     )
 
 
-def build_net(c: CaptioningSettings, data: CocoCaptions, cell: Cell) -> Captioner:
+def net_spec(c: CaptioningSettings, data: CocoCaptions, cell: Cell) -> NetSpec:
     v = data.vocab
-    return Captioner(CaptionerConfig(len(v), data.feature_dim, v.null, v.start, v.end, cell, c.wordvec_dim, c.hidden_dim))
+    return NetSpec(Captioner, CaptionerConfig(len(v), data.feature_dim, v.null, v.start, v.end, cell, c.wordvec_dim, c.hidden_dim))
 
 
 def evaluate(s: Settings[CaptioningSettings], module: CaptioningModule, data: CocoCaptions, device: torch.device, out: RunFiles, stage: str) -> dict[str, Any]:

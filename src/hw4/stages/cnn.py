@@ -29,6 +29,7 @@ from hw4.training.trainer import EarlyStoppingSettings
 
 EXPERIMENT = "cnn"
 HEADLINE = ("test/acc",)  # in `dvc exp show` and `dvc metrics show`
+SERVED_BY = "hw4.serving.image_classifier"  # its logged model: images in, classes out
 
 
 @dataclass
@@ -62,9 +63,9 @@ def run(s: Settings[CNNSettings], impl: Impl) -> dict[str, Any]:
     job = Training(EXPERIMENT, f"cnn@{impl}-{s.seed}", RunFiles(EXPERIMENT, impl, s.seed), params, s.seed, s.trainer,
                    s.task.epochs, HEADLINE, test=True)
     task = ImageClassification(
-        NetSpec(CNN, s.task.arch, impl), paths.MNIST_FAMILY, s.task.optim, s.task.batch_size, s.task.eval_batch_size,
-        extra_metrics={"impl": impl}, augment=s.task.augment, label_smoothing=s.task.label_smoothing,
-        early_stopping=s.task.early_stopping,
+        NetSpec(CNN, s.task.arch, impl), SERVED_BY, paths.MNIST_FAMILY, s.task.optim, s.task.batch_size,
+        s.task.eval_batch_size, extra_metrics={"impl": impl}, augment=s.task.augment,
+        label_smoothing=s.task.label_smoothing, early_stopping=s.task.early_stopping,
         score="val/acc",  # the last epoch's, whose weights are saved
     )
     return train_classifier(job, task)

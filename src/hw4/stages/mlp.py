@@ -37,6 +37,7 @@ from hw4.training.trainer import EarlyStoppingSettings
 
 EXPERIMENT = "mlp"
 HEADLINE = ("val/acc", "test/acc")  # in `dvc exp show` and `dvc metrics show`: a point's val/acc, the final run's test/acc
+SERVED_BY = "hw4.serving.image_classifier"  # its logged models: images in, classes out
 METRIC = "val/acc"  # the selection's: the last epoch's validation accuracy, as the homework reported it
 
 
@@ -86,9 +87,9 @@ def _job(s: Settings[MLPSettings], hidden: int, files: RunFiles, stage: str, tes
 
 
 def _classification(s: Settings[MLPSettings], hidden: int, **choices: Any) -> ImageClassification:
-    return ImageClassification(NetSpec(MLP, MLPConfig(hidden=hidden), s.task.impl), paths.MNIST_FAMILY, s.task.optim,
-                               s.task.batch_size, s.task.eval_batch_size, steps_per_call=s.task.steps_per_call,
-                               early_stopping=s.task.early_stopping, **choices)
+    return ImageClassification(
+        NetSpec(MLP, MLPConfig(hidden=hidden), s.task.impl), SERVED_BY, paths.MNIST_FAMILY, s.task.optim, s.task.batch_size,
+        s.task.eval_batch_size, steps_per_call=s.task.steps_per_call, early_stopping=s.task.early_stopping, **choices)
 
 
 def run_point(s: Settings[MLPSettings], hidden: int) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""`python -m hw4 pipeline [--profile demo]`: the whole DVC pipeline, as the MLproject's main entry.
+"""`python -m hw4 pipeline [--profile demo|real] [dvc exp run options]`: the whole DVC pipeline.
+
+The one entry for the whole pipeline: `bash scripts/pipeline.sh` runs it after its set-up, and
+the MLproject's main entry is it. Each runs the offline demo unless told `real` (the committed
+params.yaml is the real profile's: a bare `dvc repro` runs that). Options it does not know go to
+`dvc exp run`, e.g. `-S 'seeds=[0,1,2]'`.
 
 `mlflow run` opens a run and exports MLFLOW_RUN_ID. Passed on, every stage would log into
 that one run; instead each stage opens its own run, tagged `pipeline.run_id`, and the
@@ -19,15 +24,14 @@ from hw4.tracking.runs import log_files
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m hw4 pipeline")
-    parser.add_argument("--profile", default="", help="conf/profile/<name>.yaml: demo or real (default: conf/config.yaml's)")
-    args = parser.parse_args(argv)
+    parser = argparse.ArgumentParser(prog="python -m hw4 pipeline", description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="demo", choices=["demo", "real"], help="conf/profile/<name>.yaml (default: demo)")
+    args, dvc_options = parser.parse_known_args(argv)
     env = dict(os.environ)
     outer = env.pop("MLFLOW_RUN_ID", None)
     if outer:
         env[PIPELINE_ENV] = outer
     dvc = Path(sys.executable).with_name("dvc")
-    profile = ["--set-param", f"profile={args.profile}"] if args.profile else []
-    subprocess.run([str(dvc), "exp", "run", *profile], env=env, check=True)
+    subprocess.run([str(dvc), "exp", "run", "--set-param", f"profile={args.profile}", *dvc_options], env=env, check=True)
     if outer:
         log_files(outer, [paths.DVC_LOCK, paths.PARAMS])

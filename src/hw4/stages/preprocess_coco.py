@@ -52,7 +52,7 @@ class PreprocessCocoSettings:
 class Settings:
     preprocess_coco: PreprocessCocoSettings
     trainer: TrainerSettings  # numerics, precision and determinism of the raw path's backbone
-    seed: int  # the data's: the draw of training captions, the backbone's initial weights
+    data_seed: int  # params `seed`: the draw of training captions, the backbone's initial weights (not an evaluation's)
 
 
 def run(s: Settings, out_dir: Path = paths.COCO) -> dict[str, Any]:
@@ -63,14 +63,14 @@ def run(s: Settings, out_dir: Path = paths.COCO) -> dict[str, Any]:
         raise CocoDataError(f"{input_dir}: no such directory (preprocess_coco.input_dir, source {settings.source}); "
                             f"{paths.RAW_MISSING}")
     standin = is_standin(input_dir)
-    params = flatten({"preprocess_coco": asdict(settings), "trainer": asdict(s.trainer), "seed": s.seed})
+    params = flatten({"preprocess_coco": asdict(settings), "trainer": asdict(s.trainer), "seed": s.data_seed})
     with StageRun(EXPERIMENT, "preprocess_coco", params, caption_files(settings.source, input_dir), standin,
                   run_name=settings.source) as run:
         if settings.source == "features":
             data, meta, extractor = from_features(input_dir, settings.features)
         else:
-            data, meta, extractor = from_raw(input_dir, settings.raw, s.seed, s.trainer, run)
-        data = subsample_train(data, settings.max_train, s.seed)
+            data, meta, extractor = from_raw(input_dir, settings.raw, s.data_seed, s.trainer, run)
+        data = subsample_train(data, settings.max_train, s.data_seed)
         meta = write_prepared(data, meta, settings.source, settings.max_train, standin, out_dir, extractor)
         run.log_metrics({k: v for k, v in meta.items() if k.endswith(MEASURED)})
         run.log_artifact(Path(out_dir) / META_FILE)

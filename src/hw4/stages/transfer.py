@@ -21,7 +21,8 @@ from hw4.data.loaders.image_folders import ImageFolderData, ImageFolderError, tr
 from hw4.data.standins.marker import is_standin
 from hw4.io import paths
 from hw4.io.paths import RunFiles
-from hw4.models.resnet import Pretrained, Weights, WeightsError, resnet18_classifier, resolve_weights
+from hw4.models.nets import NetSpec
+from hw4.models.resnet import Pretrained, ResNet18Config, Weights, WeightsError, resnet18_classifier, resolve_weights
 from hw4.tracking.logged_models import ModelToLog
 from hw4.tracking.runs import DatasetRef
 from hw4.training.stage import Settings, TrainingStage
@@ -102,12 +103,12 @@ def run(s: Settings[TransferSettings], mode: Mode) -> dict[str, Any]:
     )
 
     def make_module() -> TransferClassifier:
-        net = resnet18_classifier(len(data.classes), weights.state_dict)  # the head's initial weights follow the seed
+        net = net_spec(data).build(state_dict=weights.state_dict)  # the head's initial weights follow the seed
         optim = OptimSettings("sgd", t.lr, t.momentum, weight_decay=0.0, lr_decay=1.0)  # StepLR decays instead
         return TransferClassifier(net, optim, t.step_size, t.gamma, len(data.classes))
 
     def outputs(fitted: Fitted) -> RunOutputs:
-        record = summarise(fitted.module.history) | {"mode": mode, "weights": weights.kind,
+        record = best_epoch_summary(fitted.module.history) | {"mode": mode, "weights": weights.kind,
                                                      "train_images_per_s": fitted.samples_per_s(len(data.scans["train"].samples))}
         meta = {"mode": mode, "weights": weights.kind, "standin": standin, "dataset": DATASET, "classes": list(data.classes),
                 "epoch": record["best_epoch"], "val/acc": record["val/acc_best"]}
@@ -123,7 +124,7 @@ def run(s: Settings[TransferSettings], mode: Mode) -> dict[str, Any]:
 
 def best_model(trainer: pl.Trainer, meta: dict[str, Any]) -> dict[str, Any]:
     """The network's weights from the best checkpoint, with `meta`: loadable without Lightning
-    (`resnet18_classifier(2).load_state_dict(...["state_dict"])`). The checkpoint stays in the
+    (`resnet18_classifier(ResNet18Config(2)).load_state_dict(...["state_dict"])`). The checkpoint stays in the
     (persistent) checkpoint directory, so a resumed run still has it; DVC removes the model
     output before every run."""
     checkpoint = torch.load(trainer.checkpoint_callback.best_model_path, map_location="cpu", weights_only=True)
@@ -134,7 +135,8 @@ def best_model(trainer: pl.Trainer, meta: dict[str, Any]) -> dict[str, Any]:
 def logged_model(s: Settings[TransferSettings], mode: Mode, data: ImageFolderData, record: dict[str, Any], standin: bool) -> ModelToLog:
     """The saved (best epoch's) network as an MLflow Model taking image files (hw4.serving.transfer_classifier),
     registered as hw4-transfer-<dataset> and ranked by the best validation accuracy, whose weights these are."""
-    spec = {"classes": list(data.classes), "image_size": s.task.image_size, "mode": mode, "dataset": DATASET}
+    spec = {"net": net_spec(data).to_json(), "classes": list(data.classes), "image_size": s.task.image_size,
+            "mode": mode, "dataset": DATASET}
     return ModelToLog(
         flavor="hw4.serving.transfer_classifier", files={"weights": RunFiles(EXPERIMENT, mode, s.seed).weights},
         specs={"spec": spec}, example=[path for path, _ in data.scans["val"].samples[:2]],
@@ -143,7 +145,12 @@ def logged_model(s: Settings[TransferSettings], mode: Mode, data: ImageFolderDat
     )
 
 
-def summarise(history: list[dict[str, float]]) -> dict[str, Any]:
+def net_spec(data: ImageFolderData) -> NetSpec:
+    """ResNet18 with a head of as many outputs as the data has classes."""
+    return NetSpec(resnet18_classifier, ResNet18Config(len(data.classes)))
+
+
+def best_epoch_summary(history: list[dict[str, float]]) -> dict[str, Any]:
     """The last epoch's metrics, and the best validation accuracy with its (first) epoch."""
     rows = [r for r in history if "val/acc" in r]
     best = max(rows, key=lambda r: r["val/acc"])  # max keeps the first of equal values

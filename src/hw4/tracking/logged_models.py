@@ -2,7 +2,7 @@
 the champion of each task on each dataset.
 
 A training run logs its network as an MLflow Model (a pyfunc: `ModelToLog.flavor` names the
-module of hw4.serving with its PythonModel). An evaluation run also registers it as a version of
+module of hw4.serving and its PythonModel). An evaluation run also registers it as a version of
 `hw4-<task>-<dataset>` (`hw4-cnn-fashion-mnist`, `hw4-transfer-hymenoptera-standin`): a network
 trained on other data is another model, so a champion never answers with another dataset's
 classes. Each version is tagged with its seed, commit and run; the alias `champion` points at
@@ -38,7 +38,7 @@ REGISTRY_PREFIX = "hw4-"
 class ModelToLog:
     """A run's network as an MLflow Model."""
 
-    flavor: str  # a module of hw4.serving defining `Model` (a PythonModel), `SIGNATURE` and `example(pixels)`
+    flavor: str  # a module of hw4.serving defining `PYTHON_MODEL` (its PythonModel), `SIGNATURE` and `example(pixels)`
     files: Mapping[str, Path]  # artifacts its `load_context` reads, e.g. the weights
     specs: Mapping[str, dict[str, Any]]  # JSON artifacts written at logging time, e.g. the network's spec
     example: Any  # pixels for `example()`: the model's input example
@@ -75,7 +75,7 @@ def log_model(run_id: str, model: ModelToLog) -> str:
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
                 name=ARTIFACT_PATH,
-                python_model=module.Model(),
+                python_model=module.PYTHON_MODEL(),
                 artifacts=artifacts,
                 code_paths=[str(hw4_package)],
                 signature=module.SIGNATURE,

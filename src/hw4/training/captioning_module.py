@@ -44,6 +44,18 @@ class CaptioningModule(TrackedModule):
         self._log_epoch({"train/loss": self._compute("train")})
         self._end_train_epoch()
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        # A checkpoint mid-epoch (hw4.training.preemption) keeps the epoch's loss so far (the
+        # metric's sum and weight, which its state_dict leaves out), so the resumed epoch's
+        # train/loss counts every step once; zero at an epoch's end.
+        checkpoint["hw4_train_loss"] = {k: v.clone() for k, v in self.loss["train_"].metric_state.items()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        for name, value in checkpoint.get("hw4_train_loss", {}).items():
+            setattr(self.loss["train_"], name, value.to(self.device))
+
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._step("val", batch)
 

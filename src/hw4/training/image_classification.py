@@ -27,6 +27,7 @@ class ImageClassification:
     """What an image classifier's run adds to its `Training`: the network, its data and how it learns."""
 
     net: NetSpec  # built after seeding, so the initial weights follow the seed
+    flavor: str  # the hw4.serving module its logged model runs (ModelToLog.flavor): the stage names it
     data_path: Path
     optim: OptimSettings
     batch_size: int
@@ -70,7 +71,7 @@ def train_classifier(job: Training, task: ImageClassification) -> dict[str, Any]
     def outputs(fitted: Fitted) -> RunOutputs:
         history = fitted.module.history
         rows = [{k: v for k, v in r.items() if not k.startswith("test/")} for r in history]
-        record = summarise(history, fitted, len(data.data["train_x"])) | dict(task.extra_metrics)
+        record = epoch_summary(history, fitted, len(data.data["train_x"])) | dict(task.extra_metrics)
         return RunOutputs(
             record=record,
             rows=rows, panels={"loss": ["train/loss", "val/loss"], "accuracy": ["train/acc", "val/acc"]},
@@ -99,14 +100,14 @@ def logged_model(job: Training, task: ImageClassification, data: MnistFamilyData
             "classes": list(data.meta.get("classes", range(task.net.config.num_classes))),
             "dataset": data.meta.get("dataset", "unknown")}
     return ModelToLog(
-        flavor="hw4.serving.image_classifier", files={"weights": job.files.weights}, specs={"spec": spec},
+        flavor=task.flavor, files={"weights": job.files.weights}, specs={"spec": spec},
         example=data.data["test_x"][:2].cpu().numpy(),
         task=job.experiment if task.score else None,
         score=record.get(task.score) if task.score else None, score_name=task.score or "",
     )
 
 
-def summarise(history: list[dict[str, float]], fitted: Fitted, train_samples: int) -> dict[str, Any]:
+def epoch_summary(history: list[dict[str, float]], fitted: Fitted, train_samples: int) -> dict[str, Any]:
     """Last epoch's metrics, the best validation accuracy, and the test metrics if any."""
     fitted_rows = [row for row in history if "train/loss" in row]
     summary: dict[str, Any] = {k: v for k, v in (fitted_rows[-1] if fitted_rows else {}).items() if k != "epoch"}

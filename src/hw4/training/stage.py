@@ -1,8 +1,9 @@
 """The skeleton every training stage shares: its settings, its seed and its command line.
 
-A training stage module declares only what is its own: its params.yaml section (a dataclass
-with `validate(where)`), its `run(settings, **matrix)` returning the run's record, its matrix
-keys besides the seed and its headline numbers, and hands them to `TrainingStage`:
+A training stage module declares only what is its own: its params.yaml section (a dataclass,
+with `validate(where)` for checks beyond types), its `run(settings, **matrix)` returning the
+run's record, its matrix keys besides the seed and its headline numbers, and hands them to
+`TrainingStage`:
 
     STAGE = TrainingStage("cnn", CNNSettings, run, matrix={"impl": IMPLS}, headline=("test/acc",))
     load_settings, main = STAGE.load_settings, STAGE.main
@@ -68,10 +69,10 @@ class TrainingStage(Generic[T]):
         with command.one_line_errors(name, *self.errors):
             record = self.run(settings, **args)
         if is_global_rank_zero():
-            print(headline(record))
+            print(shown(record, self.headline))
 
 
-def headline(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A record's numbers per split (`val/acc`, `test/acc`, ...) and its training time, rounded."""
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()
-            if "/" in k or k == "train_time_s"}
+def shown(record: Mapping[str, Any], headline: Sequence[str]) -> dict[str, Any]:
+    """The record's headline numbers it has (an MLP point has val/acc, its final run test/acc)
+    and its training time, rounded."""
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in record.items() if k in (*headline, "train_time_s")}

@@ -16,7 +16,7 @@ from hw4.io.paths import BEST_CHECKPOINT, LAST_CHECKPOINT
 from hw4.tracking.runs import StageRun
 from hw4.training.checkpoint_io import AtomicCheckpointIO
 from hw4.training.preemption import Preemption
-from hw4.training import numerics
+from hw4.config import numerics
 
 # Lightning's precision names: its list is private (lightning_fabric.connector._PRECISION_INPUT_STR and
 # _ALIAS); tests/unit/test_trainer_settings.py fails when a release changes it.
