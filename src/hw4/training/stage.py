@@ -59,10 +59,11 @@ class TrainingStage(Generic[T]):
         name = self.command or self.section
         parser = command.parser(name, sys.modules[self.run.__module__].__doc__)  # the stage module's
         for key, kind in self.matrix.items():
+            about = f"this run's {key}: one of the values params {self.section} lists (DVC runs a stage for each)"
             if isinstance(kind, type):
-                parser.add_argument(f"--{key}", type=kind, required=True)
+                parser.add_argument(f"--{key}", type=kind, required=True, help=about)
             else:
-                parser.add_argument(f"--{key}", choices=list(kind), required=True)
+                parser.add_argument(f"--{key}", choices=list(kind), required=True, help=about)
         add_seed_argument(parser)
         args = vars(parser.parse_args(argv))
         settings = self.load_settings(args.pop("params"), args.pop("seed"))
