@@ -35,7 +35,9 @@ def venv_env() -> dict[str, str]:
     stages' `python` from PATH, which `bash scripts/test.sh` and CI do not activate) and Python
     writing bytecode, its default, whatever the shell running the tests sets."""
     env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
-    return {**env, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    # DVC_NO_ANALYTICS: `dvc init` would report itself (a file left in /tmp per repository)
+    # before the repository's config can say no.
+    return {**env, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
 
 
 def sh(*cmd: str, cwd: Path, stderr: bool = True, env: dict[str, str] | None = None) -> str:
