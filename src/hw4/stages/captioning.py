@@ -30,8 +30,8 @@ from hw4.models.nets import NetSpec
 from hw4.tracking.logged_models import ModelToLog
 from hw4.tracking.runs import DatasetRef
 from hw4.training.captioning_module import CaptioningModule
-from hw4.training.stage import Settings, TrainingStage
 from hw4.training.run_outputs import RunOutputs
+from hw4.training.stage import Settings, TrainingStage
 from hw4.training.tracked_fit import Fitted, Training, tracked_fit
 from hw4.training.tracked_module import OptimSettings
 from hw4.training.trainer import EarlyStoppingSettings, Monitor
@@ -101,6 +101,7 @@ def run(s: Settings[CaptioningSettings], model: str, data_dir: Path = paths.COCO
         raise ConfigError(f"model {model!r} is not in params captioning.models {c.models}")
     data = CocoCaptions(data_dir, c.batch_size, c.eval_batch_size, c.max_train, s.seed)
     cell, blind = cell_of(c, model)
+    net = net_spec(c, data, cell)
     out = RunFiles(EXPERIMENT, model, s.seed)
     stage = f"captioning@{model}-{s.seed}"
     training = Training(
@@ -112,7 +113,7 @@ def run(s: Settings[CaptioningSettings], model: str, data_dir: Path = paths.COCO
     )
 
     def make_module() -> CaptioningModule:
-        return CaptioningModule(net_spec(c, data, cell).build(), c.optim, blind=blind)
+        return CaptioningModule(net.build(), c.optim, blind=blind)
 
     def outputs(fitted: Fitted) -> RunOutputs:
         module = fitted.module
@@ -126,7 +127,7 @@ def run(s: Settings[CaptioningSettings], model: str, data_dir: Path = paths.COCO
         }
         return RunOutputs(record, module.history, {"loss per caption": ["train/loss", "val/loss"]}, f"{stage}: training loss",
                           module.net.state_dict(), extra_files=[out.samples_txt, out.samples_png], logged=scores,
-                          model=logged_model(s, module, data, Path(data_dir), out, record))
+                          model=logged_model(s, net, module, data, Path(data_dir), out, record))
 
     return tracked_fit(training, make_module, data, outputs)
 
@@ -140,7 +141,7 @@ def inputs(data: CocoCaptions, data_dir: Path) -> list[DatasetRef]:
             for split in ("train", "val")]
 
 
-def logged_model(s: Settings[CaptioningSettings], module: CaptioningModule, data: CocoCaptions, data_dir: Path, out: RunFiles,
+def logged_model(s: Settings[CaptioningSettings], net: NetSpec, module: CaptioningModule, data: CocoCaptions, data_dir: Path, out: RunFiles,
                  record: dict[str, Any]) -> ModelToLog | None:
     """The captioner with preprocess_coco's extractor as an MLflow Model taking images
     (hw4.serving.captioner), registered as hw4-captioner-<dataset> and ranked by val/bleu4; None for
@@ -150,7 +151,7 @@ def logged_model(s: Settings[CaptioningSettings], module: CaptioningModule, data
         print(f"captioning: {extractor} not found (features from {data.meta.get('source')}): no MLflow Model logged")
         return None
     c = s.task
-    spec = {"net": NetSpec(Captioner, module.net.config).to_json(), "idx_to_word": data.vocab.idx_to_word, "blind": module.blind,
+    spec = {"net": net.to_json(), "idx_to_word": data.vocab.idx_to_word, "blind": module.blind,
             "max_length": c.decoding.max_length, "beam_width": c.decoding.beam_width}
     image_dir = Path(data.meta.get("image_dir") or data_dir)
     return ModelToLog(

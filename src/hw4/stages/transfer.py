@@ -25,8 +25,8 @@ from hw4.models.nets import NetSpec
 from hw4.models.resnet import Pretrained, ResNet18Config, Weights, WeightsError, resnet18_classifier, resolve_weights
 from hw4.tracking.logged_models import ModelToLog
 from hw4.tracking.runs import DatasetRef
-from hw4.training.stage import Settings, TrainingStage
 from hw4.training.run_outputs import RunOutputs
+from hw4.training.stage import Settings, TrainingStage
 from hw4.training.tracked_fit import Fitted, Training, tracked_fit
 from hw4.training.tracked_module import OptimSettings
 from hw4.training.trainer import EarlyStoppingSettings, Monitor
