@@ -7,9 +7,10 @@ import pkgutil
 import sys
 from pathlib import Path
 
+from hw4.config.allocator import keep_freed_memory
+from hw4.config.numerics import MODES, pin_before_torch
 from hw4.config.settings import ConfigError, load_params
 from hw4.io import paths
-from hw4.config.numerics import MODES, pin_before_torch
 
 # Commands that are not `main` of the stage module of their name (hw4.stages.<command>):
 # the selection, the final run, and using what was trained (hw4.serving).
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"usage: python -m hw4 <command> [options]\ncommands: {', '.join(known)}", file=sys.stderr)
         raise SystemExit(2)
     module, func = known[argv[0]].split(":")
+    keep_freed_memory()  # training steps reuse their freed tensors' pages (hw4.config.allocator)
     try:
         if argv[0] not in LAUNCHERS:
             pin_before_torch(numerics_mode(params_path(argv[1:])))  # before the stage imports torch
