@@ -13,16 +13,20 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from hw4.data.loaders.caption_batches import CocoCaptions
+from hw4.data.loaders.image_folders import ImageFolderData
 from hw4.data.loaders.mnist_batches import MnistFamilyData
 from hw4.io import paths
 from hw4.models.captioner import Captioner, CaptionerConfig
+from hw4.data.standins import hymenoptera as standin_hymenoptera
 from hw4.models.mlp import MLP, MLPConfig
+from hw4.models.resnet import ResNet18Config, resnet18_classifier
 from hw4.stages import captioning, mlp, preprocess_coco, transfer
 from hw4.tracking import runs as tracking
 from hw4.training.captioning_module import CaptioningModule
 from hw4.training.image_classifier import ImageClassifier
 from hw4.training.tracked_module import OptimSettings
 from hw4.training.trainer import Monitor, TrainerSettings, build_trainer
+from hw4.training.transfer_module import TransferClassifier
 from tests.conftest import TEST_TRAINER, conf_section, tiny_mlp_params, write_params
 from tests.stages.test_captioning import raw_settings, stage_settings, tiny_standin
 from tests.stages.test_transfer import tiny_settings
@@ -148,6 +152,38 @@ def test_a_captioner_stopped_by_a_signal_mid_epoch_resumes_to_what_an_uninterrup
     resumed = _fit_captioner(epochs=2, ckpt_path=isolated_workdir / "ckpt/last.ckpt")
     assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
     assert resumed.history == straight.history
+
+
+def _fit_transfer(root: Path, epochs: int, checkpoint_dir: Path | None = None, ckpt_path: Path | None = None, callbacks=()):
+    torch.manual_seed(0)
+    data = ImageFolderData(root, image_size=32, batch_size=4, workers=0, seed=0)
+    module = TransferClassifier(resnet18_classifier(ResNet18Config(2)), OPTIM, step_size=1, gamma=0.5, num_classes=2)
+    inert = tracking.StageRun("unused", "unused", {})
+    trainer = build_trainer(conf_section("trainer", TrainerSettings, **TEST_TRAINER), inert, epochs, checkpoint_dir=checkpoint_dir,
+                            best=Monitor("val/acc", "max") if checkpoint_dir else None, callbacks=list(callbacks))
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    return module
+
+
+@pytest.mark.slow
+def test_transfer_stopped_by_a_signal_mid_epoch_resumes_to_what_an_uninterrupted_fit_trains(isolated_workdir: Path):
+    """The image folders' loader starts the resumed epoch after the batches trained before the
+    signal, and each image's random crop and flip are its own (seed, epoch, index): the
+    resumed fit ends as the uninterrupted one, bit for bit (epoch times aside)."""
+    standin_hymenoptera.generate(isolated_workdir, seed=0, per_class={"train": 6, "val": 2})
+    root = isolated_workdir / "hymenoptera_data"
+    straight = _fit_transfer(root, epochs=2)
+    with pytest.raises(SIGTERMException):
+        _fit_transfer(root, epochs=2, checkpoint_dir=isolated_workdir / "ckpt", callbacks=[SignalAt(signal.SIGTERM, epoch=1, item=1)])
+    saved = torch.load(isolated_workdir / "ckpt/last.ckpt", weights_only=False)
+    assert saved["hw4_train_loader"] == {"epoch": 1, "items_done": 2}  # of 3 batches of 4
+    resumed = _fit_transfer(root, epochs=2, ckpt_path=isolated_workdir / "ckpt/last.ckpt")
+    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
+
+    def timeless(history: list[dict]) -> list[dict]:
+        return [{k: v for k, v in row.items() if k != "epoch_time_s"} for row in history]
+
+    assert timeless(resumed.history) == timeless(straight.history)
 
 
 @pytest.mark.parametrize("steps_per_call", [1, 3])

@@ -4,6 +4,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from hw4.data.loaders.image_folders import (
@@ -13,6 +14,7 @@ from hw4.data.loaders.image_folders import (
     scan,
     train_transform,
 )
+from hw4.data.loaders.resumable import EpochOrder, ResumableLoader
 from hw4.data.standins import hymenoptera as standin_hymenoptera
 
 TINY = {"train": 3, "val": 2}
@@ -96,3 +98,29 @@ def test_standin_depends_on_the_seed_only(tmp_path: Path):
         return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
 
     assert digest(0, tmp_path / "a") == digest(0, tmp_path / "b") != digest(1, tmp_path / "c")
+
+
+def training_batches(root: Path, workers: int, epoch: int, resume_after: int = 0) -> list[torch.Tensor]:
+    """One epoch of the training loader's images, from batch `resume_after` on (as a checkpoint
+    taken after that many batches resumes it)."""
+    data = ImageFolderDataset(scan(root / "train"), train_transform(16), seed=3)
+    sampler = EpochOrder(data, num_replicas=1, rank=0, shuffle=True, seed=3, drop_last=True)
+    loader = ResumableLoader(data, batch_size=2, sampler=sampler, num_workers=workers)
+    loader.set_epoch(epoch)
+    if resume_after:
+        loader.load_state_dict({"epoch": epoch, "items_done": resume_after})
+    batches = [images for images, _ in loader]
+    assert loader.state_dict() == {"epoch": epoch, "items_done": len(loader)}
+    return batches
+
+
+def test_training_batches_are_the_same_with_any_workers_and_after_a_resume(tmp_path: Path):
+    """Each image's random crop and flip come from (seed, epoch, index), not from the worker
+    that loads it; a resumed epoch goes on with the batches it had not trained on."""
+    standin_hymenoptera.generate(tmp_path, seed=0, per_class={"train": 3, "val": 1})
+    root = tmp_path / "hymenoptera_data"
+    alone = training_batches(root, workers=0, epoch=1)
+    assert len(alone) == 3  # 6 images in batches of 2
+    assert all(torch.equal(a, b) for a, b in zip(alone, training_batches(root, workers=2, epoch=1), strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(alone[1:], training_batches(root, workers=0, epoch=1, resume_after=1), strict=True))
+    assert not torch.equal(torch.cat(alone), torch.cat(training_batches(root, workers=0, epoch=2)))  # epochs differ

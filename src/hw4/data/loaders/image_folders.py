@@ -16,11 +16,12 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from hw4.data.loaders.image_transforms import eval_transform, train_transform
+from hw4.data.loaders.resumable import EpochOrder, ResumableLoader, seeded_draws
 from hw4.io.checksums import file_sha256
 from hw4.io.paths import RAW_MISSING
 
@@ -92,16 +93,26 @@ def tree_sha256(scans: dict[str, FolderScan]) -> str:
 
 
 class ImageFolderDataset(Dataset):
-    """(image (3, S, S) normalised float, label) per sample of a scanned split."""
+    """(image (3, S, S) normalised float, label) per sample of a scanned split: by index, or by
+    (index, epoch) from an `EpochOrder`, whose random transforms then draw from that pair and
+    `seed` (hw4.data.loaders.resumable)."""
 
-    def __init__(self, folder: FolderScan, transform: transforms.Compose):
+    def __init__(self, folder: FolderScan, transform: transforms.Compose, seed: int = 0):
         self.folder = folder
         self.transform = transform
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.folder.samples)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+        if isinstance(key, int):
+            return self._sample(key)
+        i, epoch = key
+        with seeded_draws(self.seed, epoch, i):
+            return self._sample(i)
+
+    def _sample(self, i: int) -> tuple[torch.Tensor, int]:
         path, label = self.folder.samples[i]
         return self.transform(load_rgb(path)), label
 
@@ -127,23 +138,22 @@ class ImageFolderData(pl.LightningDataModule):
         self.workers = workers
         self.seed = seed
 
-    def train_dataloader(self) -> DataLoader:
-        data = ImageFolderDataset(self.scans["train"], train_transform(self.image_size))
-        # A permutation drawn from (seed, epoch): the same order whether or not a run resumed.
-        sampler = DistributedSampler(
-            data, self.trainer.world_size, self.trainer.global_rank, shuffle=True, seed=self.seed, drop_last=True
-        )
-        return self._loader(data, sampler)
+    def train_dataloader(self) -> ResumableLoader:
+        data = ImageFolderDataset(self.scans["train"], train_transform(self.image_size), self.seed)
+        # A permutation drawn from (seed, epoch), and each image's crop and flip from (seed,
+        # epoch, index): the same batches whether or not a run resumed, with any workers.
+        sampler = EpochOrder(data, self.trainer.world_size, self.trainer.global_rank, shuffle=True, seed=self.seed, drop_last=True)
+        return self._loader(data, sampler, ResumableLoader)
 
     def val_dataloader(self) -> DataLoader:
         data = ImageFolderDataset(self.scans["val"], eval_transform(self.image_size))
         return self._loader(data, range(self.trainer.global_rank, len(data), self.trainer.world_size))
 
-    def _loader(self, data: Dataset, sampler) -> DataLoader:
+    def _loader(self, data: Dataset, sampler, loader: type[DataLoader] = DataLoader) -> DataLoader:
         world = self.trainer.world_size
         if self.batch_size % world:
             raise ImageFolderError(f"batch size {self.batch_size} does not split evenly across {world} devices")
-        return DataLoader(
+        return loader(
             data,
             batch_size=self.batch_size // world,
             sampler=sampler,
