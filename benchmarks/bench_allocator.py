@@ -1,12 +1,16 @@
-"""Training steps with glibc's default malloc against `hw4.config.allocator.keep_freed_memory`.
+"""The demo's training stages with glibc's default malloc against `keep_freed_memory`, side by side.
 
-    .venv/bin/python benchmarks/bench_allocator.py [--repeats 5] [--steps 40] [--threads 2]
+    .venv/bin/python benchmarks/bench_allocator.py [--repeats 3] [--epochs 2]
 
-Each candidate is a fresh process (the thresholds are per process, set as `python -m hw4` sets
-them, before any tensor), timing forward + loss + backward + Adam steps of the demo's CNN
-(torch and scratch layers, batch 128) and of the demo sweep's largest MLP (200 units, batch
-200), after 5 warm-up steps. Per repeat default and kept alternate, so load hits both alike;
-the table gives medians, the minor page faults per step and the ratio kept / default.
+`python -m hw4` raises glibc's mmap and trim thresholds before any command
+(hw4.config.allocator); `HW4_MALLOC=default` leaves glibc's defaults. Each stage runs as
+`dvc repro` runs it (a process, MLflow's SQLite store) in one scratch directory with the demo's
+params (`compose profile=demo`, `--epochs` for the CNNs) and its prepared Fashion-MNIST (the
+demo's `download` and `prepare`, from the Debian package `dataset-fashion-mnist`): the CNN with
+torch's layers and with the scratch ones, and the sweep's largest MLP point. Per repeat the
+two ways alternate, so load hits both alike. The table gives the medians of the stage's
+`train_time_s` (its fit with validation), the process's minor page faults (getrusage of the
+child) and the ratio kept / default.
 
 It asserts nothing about time.
 """
@@ -17,72 +21,64 @@ import argparse
 import json
 import os
 import platform
+import resource
+import shutil
 import statistics
-import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
-STEPS = """
-import json, resource, sys, time, torch
-from torch.nn.functional import cross_entropy
-from hw4.config.allocator import keep_freed_memory
-from hw4.models.cnn import CNN, CNNConfig
-from hw4.models.mlp import MLP, MLPConfig
+from side_by_side import REPO, code_env, run_timed
 
-model, mode, steps, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-if mode == "kept":
-    keep_freed_memory()
-torch.set_num_threads(threads)
-torch.manual_seed(0)
-if model == "mlp":
-    net, x = MLP(MLPConfig(784, 200, 10)), torch.randn(200, 784)
-else:
-    arch = CNNConfig(32, kernel=3, padding=1, hidden=256, extra_channels=[64], batch_norm=True)
-    net, x = CNN(arch, impl=model.split()[-1]), torch.randn(128, 1, 28, 28)
-y = torch.randint(0, 10, (x.shape[0],))
-optimizer = torch.optim.Adam(net.parameters())
-
-def step():
-    optimizer.zero_grad()
-    cross_entropy(net(x), y).backward()
-    optimizer.step()
-
-for _ in range(5):
-    step()
-faults, start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
-for _ in range(steps):
-    step()
-seconds = time.perf_counter() - start
-faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
-print(json.dumps({"ms": 1e3 * seconds / steps, "faults": faults / steps}))
-"""
-
-MODELS = ["cnn torch", "cnn scratch", "mlp"]
+STAGES = {  # label -> (command, its record)
+    "cnn, torch layers": (["cnn", "--impl", "torch", "--seed", "0"], "results/cnn/torch/seed0.json"),
+    "cnn, scratch layers": (["cnn", "--impl", "scratch", "--seed", "0"], "results/cnn/scratch/seed0.json"),
+    "mlp, 200 units": (["mlp", "--hidden", "200", "--seed", "0"], "results/mlp/points/h200/seed0.json"),
+}
 
 
-def measure(model: str, mode: str, steps: int, threads: int) -> dict:
-    out = subprocess.run([sys.executable, "-c", STEPS, model, mode, str(steps), str(threads)],
-                         capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
+def scratch_repo(root: Path, epochs: int) -> dict:
+    shutil.copytree(REPO / "conf", root / "conf")
+    env = code_env(root, None)
+    overrides = ["profile=demo", "seeds=[0]", "trainer.progress_bar=false", f"cnn.epochs={epochs}"]
+    for command in (["compose", "--output", "params.yaml", *overrides], ["download"], ["prepare"]):
+        run_timed([sys.executable, "-m", "hw4", *command], root, env)
+    return env
+
+
+def run_stage(root: Path, env: dict, label: str) -> tuple[float, int]:
+    """(train_time_s, minor page faults) of one run of the stage, from a clean slate."""
+    command, record = STAGES[label]
+    for folder in ("checkpoints", "results", "models"):  # no resume: every run trains from the start
+        shutil.rmtree(root / folder, ignore_errors=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt
+    run_timed([sys.executable, "-m", "hw4", *command], root, env)
+    faults = resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt - before
+    return json.loads((root / record).read_text())["train_time_s"], faults
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2, help="the CNNs' epochs (the demo's: 5)")
     args = parser.parse_args()
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads, "
-          f"load average {os.getloadavg()[0]:.2f}, median of {args.repeats} processes, {args.steps} steps each")
-    print(f"{'model':12s} {'default ms':>10s} {'kept ms':>8s} {'ratio':>6s} {'faults/step default':>20s} {'kept':>6s}")
-    for model in MODELS:
-        runs: dict[str, list[dict]] = {"default": [], "kept": []}
-        for _ in range(args.repeats):
-            for mode in runs:
-                runs[mode].append(measure(model, mode, args.steps, args.threads))
-        ms = {mode: statistics.median(r["ms"] for r in rs) for mode, rs in runs.items()}
-        faults = {mode: statistics.median(r["faults"] for r in rs) for mode, rs in runs.items()}
-        print(f"{model:12s} {ms['default']:10.1f} {ms['kept']:8.1f} {ms['kept'] / ms['default']:6.2f} "
-              f"{faults['default']:20.0f} {faults['kept']:6.0f}")
+    with tempfile.TemporaryDirectory(prefix="hw4-alloc-") as tmp:
+        root = Path(tmp)
+        kept = scratch_repo(root, args.epochs)
+        ways = {"default": kept | {"HW4_MALLOC": "default"}, "kept": kept}
+        print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
+              f"{os.getloadavg()[0]:.2f}, median of {args.repeats}; CNNs {args.epochs} epochs")
+        print("| stage | default train s | kept train s | ratio | page faults, default | kept |")
+        print("|---|---|---|---|---|---|")
+        for label in STAGES:
+            runs: dict[str, list[tuple[float, int]]] = {way: [] for way in ways}
+            for _ in range(args.repeats):
+                for way, env in ways.items():
+                    runs[way].append(run_stage(root, env, label))
+            s = {way: statistics.median(t for t, _ in r) for way, r in runs.items()}
+            f = {way: statistics.median(n for _, n in r) for way, r in runs.items()}
+            print(f"| {label} | {s['default']:.1f} | {s['kept']:.1f} | {s['kept'] / s['default']:.2f} | "
+                  f"{f['default']:,.0f} | {f['kept']:,.0f} |", flush=True)
 
 
 if __name__ == "__main__":

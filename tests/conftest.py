@@ -13,6 +13,7 @@ import pytest
 import torch
 from pytorch_lightning.utilities.rank_zero import rank_zero_only  # importing it sets the process's rank
 
+from hw4.config.allocator import keep_freed_memory
 from hw4.config.compose import default_params
 from hw4.config.settings import from_dict
 from hw4.data.standins import digits as standin_digits
@@ -26,6 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 THREADS = int(os.environ.get("HW4_TEST_THREADS", "1" if "PYTEST_XDIST_WORKER" in os.environ else "2"))
 if "PYTEST_XDIST_WORKER" in os.environ:
     torch.set_num_threads(THREADS)  # the tests' own tensors too
+# The stages a test runs in this process reuse freed memory as `python -m hw4` makes them do
+keep_freed_memory()
 TEST_TRAINER = {"accelerator": "cpu", "devices": 1, "progress_bar": False, "numerics": "fast", "threads": THREADS}
 
 

@@ -8,28 +8,31 @@ matrix, its 13 MB feature maps) are such blocks: every step they come back as ne
 the kernel zeroes and maps each on its first write, a page fault per 4 KiB. With both
 thresholds raised, freed blocks stay in the process and the next step takes them back.
 
-Only where memory comes from changes, never a number: on the 2-core AMD EPYC the demo CNN's
-training step takes about 0.6x the time for torch's layers and 0.75x for the scratch ones
-(`benchmarks/bench_allocator.py`). The cost is that a process keeps its peak memory until it
-exits. Without glibc (macOS, musl) this does nothing.
+Only where memory comes from changes, never a number (`benchmarks/bench_allocator.py`
+measures the stages both ways). The cost is that a process keeps its peak memory until it
+exits: `HW4_MALLOC=default` in the environment leaves glibc's defaults. Without glibc (macOS,
+musl) this does nothing.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 
 # mallopt's parameters, from glibc's malloc.h
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-# Blocks below this come from the heap (glibc's upper limit for the threshold is far above);
-# larger ones, rarer than a training step's tensors, are still mapped and unmapped.
+# Blocks below this come from the heap; larger ones, rarer than a training step's tensors, are
+# still mapped and unmapped.
 MMAP_THRESHOLD = 256 * 2**20
 TRIM_THRESHOLD = 2**31 - 1  # never trim: mallopt takes an int
 
 
 def keep_freed_memory() -> bool:
     """Raise glibc's mmap and trim thresholds for this process (and the workers it forks).
-    Whether glibc took both."""
+    Whether glibc took both; False without glibc, or with `HW4_MALLOC=default` set."""
+    if os.environ.get("HW4_MALLOC") == "default":
+        return False
     libc = _glibc()
     if libc is None:
         return False
