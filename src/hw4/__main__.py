@@ -1,3 +1,7 @@
-from hw4.cli import main
+from hw4.cli import exit_now, main
 
-main()
+try:
+    main()
+except SystemExit as stop:
+    exit_now(stop.code)
+exit_now(0)

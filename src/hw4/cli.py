@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib
+import os
 import pkgutil
 import sys
+import threading
 from pathlib import Path
+from typing import NoReturn
 
 from hw4.config.allocator import keep_freed_memory
 from hw4.config.numerics import MODES, pin_before_torch
@@ -51,6 +55,32 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def exit_now(code: object = 0) -> NoReturn:
+    """End the process as `sys.exit(code)` does, less the interpreter's teardown.
+
+    After a command, Python would free every module and object one by one: with torch,
+    Lightning and MLflow loaded, 1.7 s of a 2-core machine per stage process (0.35 s for torch
+    alone), for memory the kernel takes back at once. What an exit does first is kept, in the
+    same order: wait for the threads that are not daemons, run the atexit handlers (logging's
+    flush, multiprocessing's children, weakref finalizers, temporary directories), flush
+    stdout and stderr."""
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:  # SystemExit("message"): printed, status 1
+        print(code, file=sys.stderr)
+        status = 1
+    threading._shutdown()  # type: ignore[attr-defined]  # what Python's exit calls first
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing left to deliver
+            pass
+    os._exit(status)
 
 
 def params_path(args: list[str]) -> Path:
