@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -28,29 +29,28 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from PIL import Image
 
-from hw4.config.compose import default_params
 from hw4.data.standins import digits
-from side_by_side import code_env, extract, run_timed
+from side_by_side import REPO, code_env, extract, run_timed
 
 POINT_RECORD = "results/mlp/points/h16/seed0.json"
 
 
 def scratch(root: Path, src: Path | None) -> dict:
-    """A directory playing the repository for one code: tiny prepared digits, params, two images."""
+    """A directory playing the repository for one code (its conf/ already in `root`): tiny
+    prepared digits, the params its own `compose` writes, two images."""
     (root / "data/prepared").mkdir(parents=True)
     torch.save(digits.generate(600, 200, 200, 0), root / "data/prepared/mnist_family.pt")
-    params = default_params()
-    params["seeds"] = [0]
-    params["trainer"].update(accelerator="cpu", devices=1, progress_bar=False, numerics="fast", threads=1)
-    params["mlp"].update(hidden_sizes=[16], epochs=1, batch_size=50, eval_batch_size=100)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = code_env(root, src)
+    overrides = ["seeds=[0]", "trainer.accelerator=cpu", "trainer.devices=1", "trainer.progress_bar=false",
+                 "trainer.numerics=fast", "trainer.threads=1", "mlp.hidden_sizes=[16]", "mlp.epochs=1",
+                 "mlp.batch_size=50", "mlp.eval_batch_size=100"]
+    run_timed([sys.executable, "-m", "hw4", "compose", "--output", "params.yaml", *overrides], root, env)
     rng = np.random.default_rng(0)
     for name in ("a.png", "b.png"):
         Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(root / name)
-    return code_env(root, src)
+    return env
 
 
 def stage(cwd: Path, env: dict) -> tuple[float, float]:
@@ -93,13 +93,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hw4-startup-") as tmp:
-        base_src = Path(tmp) / "baseline"
-        extract(args.baseline, ["src"], base_src)
         codes = {}
-        for code, src in ((args.baseline, base_src / "src"), ("this code", None)):
+        for code in (args.baseline, "this code"):
             root = Path(tmp) / code.replace(" ", "_")
-            root.mkdir()
-            codes[code] = (root, scratch(root, src))
+            if code == args.baseline:
+                extract(args.baseline, ["src", "conf"], root)
+            else:
+                shutil.copytree(REPO / "conf", root / "conf")
+            codes[code] = (root, scratch(root, root / "src" if code == args.baseline else None))
         rows = measure(codes, args.repeats)
     base, new = args.baseline, "this code"
     print(f"median of {args.repeats}, seconds; {os.cpu_count()} CPUs; torch {torch.__version__}")
