@@ -28,7 +28,9 @@ STAGES = ("preprocess_coco", *(f"captioning@{m}-0" for m in MODELS), *(f"caption
 @pytest.mark.timeout(1200)
 def test_dvc_repro_prepares_the_standin_and_trains_every_model(dvc_repo: DvcRepo):
     work = dvc_repo.root
-    dvc_repo.write_params({"trainer": {"accelerator": "cpu", "devices": 1, "progress_bar": False, "threads": THREADS}})
+    # The test's thread count for both (the other xdist worker shares the cores)
+    dvc_repo.write_params({"trainer": {"accelerator": "cpu", "devices": 1, "progress_bar": False, "threads": THREADS},
+                           "preprocess_coco": {"raw": {"threads": THREADS}}})
     params = yaml.safe_load((work / "params.yaml").read_text())
     assert params["captioning"]["models"] == list(MODELS) and params["preprocess_coco"]["source"] == "raw"
     generate_standin("coco2014_raw", work / "data/raw", params["seed"])  # what the download stage does,
