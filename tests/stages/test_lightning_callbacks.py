@@ -125,17 +125,22 @@ def test_a_fit_stopped_by_a_signal_mid_epoch_resumes_to_what_an_uninterrupted_fi
     assert resumed.history == straight.history
 
 
+def _fit_module(module, data, best: Monitor, epochs: int, checkpoint_dir: Path | None, ckpt_path: Path | None, callbacks):
+    """`module` fitted on `data` by the stages' Trainer, logging nothing; checkpoints (the best
+    by `best`, and the last) only where `checkpoint_dir` is given."""
+    inert = tracking.StageRun("unused", "unused", {})
+    trainer = build_trainer(conf_section("trainer", TrainerSettings, **TEST_TRAINER), inert, epochs, checkpoint_dir=checkpoint_dir,
+                            best=best if checkpoint_dir else None, callbacks=list(callbacks))
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    return module
+
+
 def _fit_captioner(epochs: int, checkpoint_dir: Path | None = None, ckpt_path: Path | None = None, callbacks=()):
     torch.manual_seed(0)
     data = CocoCaptions(paths.COCO, 4, 8, seed=0)
     v = data.vocab
     net = Captioner(CaptionerConfig(len(v), data.feature_dim, v.null, v.start, v.end, "lstm", wordvec_dim=8, hidden_dim=16))
-    module = CaptioningModule(net, ONE_CYCLE)
-    inert = tracking.StageRun("unused", "unused", {})
-    trainer = build_trainer(conf_section("trainer", TrainerSettings, **TEST_TRAINER), inert, epochs, checkpoint_dir=checkpoint_dir,
-                            best=Monitor("val/loss", "min") if checkpoint_dir else None, callbacks=list(callbacks))
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
-    return module
+    return _fit_module(CaptioningModule(net, ONE_CYCLE), data, Monitor("val/loss", "min"), epochs, checkpoint_dir, ckpt_path, callbacks)
 
 
 @pytest.mark.slow
@@ -158,11 +163,7 @@ def _fit_transfer(root: Path, epochs: int, checkpoint_dir: Path | None = None, c
     torch.manual_seed(0)
     data = ImageFolderData(root, image_size=32, batch_size=4, workers=0, seed=0)
     module = TransferClassifier(resnet18_classifier(ResNet18Config(2)), OPTIM, step_size=1, gamma=0.5, num_classes=2)
-    inert = tracking.StageRun("unused", "unused", {})
-    trainer = build_trainer(conf_section("trainer", TrainerSettings, **TEST_TRAINER), inert, epochs, checkpoint_dir=checkpoint_dir,
-                            best=Monitor("val/acc", "max") if checkpoint_dir else None, callbacks=list(callbacks))
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
-    return module
+    return _fit_module(module, data, Monitor("val/acc", "max"), epochs, checkpoint_dir, ckpt_path, callbacks)
 
 
 @pytest.mark.slow

@@ -27,6 +27,8 @@ def modules_after(code: str) -> set[str]:
     ("import hw4.serving.image_classifier, hw4.serving.transfer_classifier, hw4.serving.captioner",
      {"pytorch_lightning", "torchmetrics", "dvc", "hydra", "omegaconf"}),  # a logged model's code (tqdm: mlflow takes it if present)
     ("import hw4.io.outputs, hw4.config.seeds", {"matplotlib", "torch"}),
+    # a run's tags, which every summary stage (seeds, selection, report) logs: its device is the CPU
+    ("from hw4.tracking.provenance import provenance_tags; provenance_tags('s', [], False)", {"torch"}),
 ])  # fmt: skip
 def test_a_command_imports_only_what_it_uses(code: str, absent: set[str]):
     assert not modules_after(code) & absent
