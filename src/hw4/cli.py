@@ -17,10 +17,9 @@ from hw4.config.settings import ConfigError, load_params
 from hw4.io import paths
 
 # Commands that are not `main` of the stage module of their name (hw4.stages.<command>):
-# the selection, the final run, and using what was trained (hw4.serving).
+# the final run, and using what was trained (hw4.serving).
 OTHER_COMMANDS = {
     "compose": "hw4.config.compose:main",
-    "mlp_select": "hw4.stages.mlp:main_select",
     "mlp_final": "hw4.stages.mlp:main_final",
     "predict": "hw4.serving.predict:main",
     "caption": "hw4.serving.predict:main_caption",

@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 
 from hw4.stages import mlp
 from hw4.stages import seeds as seeds_stage
-from hw4.stages.mlp import select_best
+from hw4.stages.mlp_select import run_select, select_best
 from hw4.tracking import runs as tracking
 from tests.conftest import artifact_paths, tiny_mlp_params, write_params
 from tests.stages.test_logged_models import PREDICT_TEST_SPLIT, run_in_fresh_process
@@ -40,7 +40,7 @@ def test_sweep_select_and_final_over_two_seeds(tiny_prepared: Path, isolated_wor
     points = {(h, k): mlp.run_point(mlp.load_settings(params, k), h) for h in sizes for k in seeds}
     assert all(p["val/acc"] > 0.5 for p in points.values())  # the tiny task is learnable
     assert points[(16, 0)]["train/loss"] != points[(16, 1)]["train/loss"]  # the seed decides the run
-    chosen = mlp.run_select(mlp.load_settings(params), seeds)
+    chosen = run_select(sizes, seeds)
     means = {h: (points[(h, 0)]["val/acc"] + points[(h, 1)]["val/acc"]) / 2 for h in sizes}
     assert chosen["hidden"] == select_best(means) and chosen["val/acc"] == pytest.approx(means[chosen["hidden"]])
     point = chosen["points"][str(chosen["hidden"])]

@@ -19,7 +19,7 @@ from hw4.io.outputs import write_csv, write_results
 from hw4.io.paths import per_seed
 from hw4.report import homework
 from hw4.report.inputs import MissingStageOutput, read_samples
-from hw4.stages import mlp, report
+from hw4.stages import mlp_select, report
 from hw4.stages import seeds as seeds_stage
 from hw4.tracking import runs as tracking
 from hw4.tracking.provenance import device_description
@@ -78,9 +78,9 @@ def _write_fixture_outputs(ids: dict[str, str], written: dict[str, dict]) -> Non
     } | {"run_id": "g" * 32})
     for i, h in enumerate(SIZES):
         for k in SEEDS:
-            write_results(mlp.point_files(h, k).metrics, _seed({"hidden": h, "val/acc": 0.8512 + i / 100, "val/acc_best": 0.8601 + i / 100,
+            write_results(paths.mlp_point(h, k).metrics, _seed({"hidden": h, "val/acc": 0.8512 + i / 100, "val/acc_best": 0.8601 + i / 100,
                                                           **_provenance(f"{i}" * 32)}, k))
-    written["mlp_select"] = mlp.run_select(mlp.load_settings(Path("params.yaml")), SEEDS)
+    written["mlp_select"] = mlp_select.run_select(SIZES, SEEDS)
     put("mlp/final", {"hidden": 150, "test/acc": 0.8623, **_provenance("f" * 32)})
     for i, impl in enumerate(IMPLS):
         put(f"cnn/{impl}", {"impl": impl, "test/acc": 0.9011 + i / 100, "train_time_s": 123.45 + i, "epochs": 3,

@@ -29,6 +29,8 @@ def modules_after(code: str) -> set[str]:
     ("import hw4.io.outputs, hw4.config.seeds", {"matplotlib", "torch"}),
     # a run's tags, which every summary stage (seeds, selection, report) logs: its device is the CPU
     ("from hw4.tracking.provenance import provenance_tags; provenance_tags('s', [], False)", {"torch"}),
+    # the selection and the seeds summaries train nothing
+    ("import hw4.stages.mlp_select, hw4.stages.seeds", {"torch", "pytorch_lightning", "matplotlib"}),
 ])  # fmt: skip
 def test_a_command_imports_only_what_it_uses(code: str, absent: set[str]):
     assert not modules_after(code) & absent

@@ -8,7 +8,7 @@ import pytest
 from hw4.config.seeds import chosen_seed, summarise
 from hw4.config.settings import ConfigError
 from hw4.io.paths import per_seed
-from hw4.stages.mlp import significance
+from hw4.stages.mlp_select import significance
 from hw4.stages.seeds import experiment_of, stage_name
 
 

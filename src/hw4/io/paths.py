@@ -179,3 +179,9 @@ class RunFiles:
     @property
     def samples_png(self) -> Path:
         return self.extra("samples", ".png")
+
+
+def mlp_point(hidden: int, seed: int) -> RunFiles:
+    """A sweep point's files, one folder down (metrics/mlp/points/h150/seed0.json): the
+    selection depends on results/mlp/points/ as a whole, whatever the sweep holds."""
+    return RunFiles("mlp", f"points/h{hidden}", seed)
