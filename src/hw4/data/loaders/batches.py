@@ -109,7 +109,7 @@ class TensorBatches:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.epoch = state["epoch"]
-        self._skip = state["items_done"] if state["items_done"] < len(self) else 0  # a finished epoch: none
+        self._skip = items_to_skip(state, len(self))
 
     def to(self, device: torch.device) -> "TensorBatches":
         self.tensors = [t.to(device) for t in self.tensors]
@@ -120,3 +120,9 @@ def normalise(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
     """uint8 pixels (B, H, W) -> float32 (x / 255 - mean) / std, in two passes over the batch
     (x * 1/(255 std) - mean/std) where the textbook float-div-sub-div makes four."""
     return images.mul(1 / (255 * std)).sub_(mean / std)
+
+
+def items_to_skip(state: dict[str, int], items_per_epoch: int) -> int:
+    """The items of a checkpoint's epoch (its `items_done`) that its resumed fit trains no more:
+    none for a finished epoch, a checkpoint at its end, whose next epoch starts whole."""
+    return state["items_done"] if state["items_done"] < items_per_epoch else 0

@@ -22,6 +22,8 @@ from typing import Iterator
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from hw4.data.loaders.batches import items_to_skip
+
 
 class EpochOrder(DistributedSampler):
     """DistributedSampler's order (a permutation drawn from seed + epoch; this rank's share) as
@@ -54,11 +56,9 @@ class ResumableLoader(DataLoader):
         if not isinstance(self.sampler, EpochOrder):
             raise TypeError(f"ResumableLoader needs an EpochOrder sampler, got {type(self.sampler).__name__}")
         self.items_done = 0  # of this epoch's batches, handed out (at a save mid-epoch: trained on)
-        self._skip = 0  # batches of a resumed epoch trained before the checkpoint
 
     def __iter__(self) -> Iterator:
-        self.sampler.skip = self._skip * self.batch_size
-        self.items_done, self._skip = self._skip, 0
+        self.items_done = self.sampler.skip // self.batch_size  # a resumed epoch's, trained before
         for batch in super().__iter__():
             self.items_done += 1
             yield batch
@@ -71,4 +71,4 @@ class ResumableLoader(DataLoader):
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.sampler.set_epoch(state["epoch"])
-        self._skip = state["items_done"] if state["items_done"] < len(self) else 0  # a finished epoch: none
+        self.sampler.skip = items_to_skip(state, len(self)) * self.batch_size
