@@ -7,9 +7,10 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from hw4.config.settings import ConfigError
 from hw4.stages import mlp
 from hw4.stages import seeds as seeds_stage
-from hw4.stages.mlp_select import run_select, select_best
+from hw4.stages.mlp_select import run_select, select_best, sweep_sizes
 from hw4.tracking import runs as tracking
 from tests.conftest import artifact_paths, tiny_mlp_params, write_params
 from tests.stages.test_logged_models import PREDICT_TEST_SPLIT, run_in_fresh_process
@@ -20,6 +21,14 @@ def test_selection_takes_the_argmax_and_breaks_ties_toward_the_smaller_net():
     assert select_best({200: 0.9, 50: 0.9, 100: 0.9}) == 50
     with pytest.raises(ValueError):
         select_best({})
+
+
+def test_the_selection_says_which_sizes_or_records_it_lacks(isolated_workdir: Path):
+    with pytest.raises(ConfigError, match="params 'mlp.hidden_sizes': expected a list of sizes, got 150"):
+        sweep_sizes({"mlp": {"hidden_sizes": 150}})
+    assert sweep_sizes({"mlp": {"hidden_sizes": [10, 30]}}) == [10, 30]
+    with pytest.raises(FileNotFoundError, match="mlp_select needs results/mlp/points/h10/seed0.json, which does not exist"):
+        run_select([10, 30], [0])
 
 
 def _settings(work: Path, **mlp_overrides):

@@ -2,8 +2,8 @@
 
     python -m hw4 mlp_select [--params params.yaml]
 
-It reads the records of the points params `mlp.hidden_sizes` and `seeds` name
-(results/mlp/points/h<H>/seed<K>.json, written by `python -m hw4 mlp`), and follows the
+It reads the record of every point that params `mlp.hidden_sizes` and `seeds` name
+(results/mlp/points/h<H>/seed<K>.json, written by `python -m hw4 mlp`) and follows the
 homework's rule: the highest validation accuracy, here averaged over the seeds. With several
 seeds it also says whether the chosen size beats the runner-up by more than the seeds' spread,
 that is whether another set of seeds would likely choose it again.
