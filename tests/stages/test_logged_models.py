@@ -163,7 +163,7 @@ def test_a_model_loads_in_a_virtual_environment_built_from_its_requirements_alon
     assert json.loads(done.stdout.splitlines()[-1]) == expected
 
 
-def test_each_dataset_has_its_own_champion_and_a_bare_task_name_says_which_exist(isolated_workdir: Path):
+def test_each_dataset_has_its_own_champion_and_a_bare_task_name_says_which_exist(isolated_workdir: Path, tmp_path: Path):
     """Versions of two datasets and a stand-in in one store: three models, three champions; a
     champion of one never answers with another's network (a digit model for a photo of a shirt)."""
     c = tracking.client()
@@ -182,7 +182,7 @@ def test_each_dataset_has_its_own_champion_and_a_bare_task_name_says_which_exist
     assert c.get_registered_model("hw4-cnn-fashion-mnist").tags == {"task": "cnn", "dataset": "fashion_mnist", "standin": "false"}
     with pytest.raises(SystemExit, match=r"(?s)hw4-cnn.*not found.*hw4-cnn-fashion-mnist, hw4-cnn-mnist, "
                                          r"hw4-cnn-mnist-standin; name the one you want"):
-        load("models:/hw4-cnn@champion")
+        load("models:/hw4-cnn@champion", str(tmp_path))
 
 
 REGISTER_AT = """

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,8 +21,10 @@ from hw4.serving.image_input import INPUT
 from hw4.tracking.runs import client, fluent_tracking
 
 
-def load(uri: str) -> Any:
-    """The pyfunc model at `uri` (models:/, runs:/, or a local folder), from this project's store."""
+def load(uri: str, download_to: str) -> Any:
+    """The pyfunc model at `uri` (models:/, runs:/, or a local folder), from this project's
+    store. A store's model is copied into `download_to`: MLflow's own choice, a new temporary
+    folder, would stay behind after every call against a tracking server."""
     import mlflow
 
     from mlflow.exceptions import MlflowException
@@ -30,7 +33,7 @@ def load(uri: str) -> Any:
     if not local.is_dir():  # only a models:/ or runs:/ URI needs the tracking store
         with fluent_tracking():
             try:
-                local = Path(mlflow.artifacts.download_artifacts(uri))
+                local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=download_to))
             except MlflowException as e:
                 raise SystemExit(f"error: {uri}: {e.message}{registered_like(uri)}") from None
     warn_other_versions(local / "requirements.txt")
@@ -101,8 +104,9 @@ def main(argv: list[str] | None = None, caption: bool = False) -> None:
     parser.add_argument("model", help="models:/hw4-cnn-fashion-mnist@champion, runs:/<run id>/model, or a model's folder")
     parser.add_argument("files", nargs="+", type=Path, help="PNG or JPEG files, any size")
     args = parser.parse_args(argv)
-    model = load(args.model)
-    failed = answer_each(model, args.files, (lambda row: str(row["caption"])) if caption else classification)
+    with tempfile.TemporaryDirectory(prefix="hw4-model-") as download_to:  # kept until the answers: the model's code is there
+        model = load(args.model, download_to)
+        failed = answer_each(model, args.files, (lambda row: str(row["caption"])) if caption else classification)
     if failed:
         raise SystemExit(1)
 
