@@ -6,8 +6,9 @@ import functools
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
-from typing import TypeVar
+from typing import Iterator, TypeVar
 
 import pytest
 import torch
@@ -30,6 +31,20 @@ if "PYTEST_XDIST_WORKER" in os.environ:
 # The stages a test runs in this process reuse freed memory as `python -m hw4` makes them do
 keep_freed_memory()
 TEST_TRAINER = {"accelerator": "cpu", "devices": 1, "progress_bar": False, "numerics": "fast", "threads": THREADS}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_tmpdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """TMPDIR, for this process and every process a test starts, is a folder of pytest's own
+    (kept for its last three sessions, as tmp_path is): what the libraries leave in the
+    temporary folder (MLflow's model downloads and `db_init_lock-*` files, torch's
+    `torchelastic_*` and `torchinductor_*` folders) stays out of /tmp. One short path per
+    worker: a Unix socket's path (multiprocessing's) must stay under 108 characters."""
+    folder = tmp_path_factory.mktemp("tmp")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TMPDIR", str(folder))
+        mp.setattr(tempfile, "tempdir", None)  # tempfile caches the folder it found first
+        yield folder
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,17 @@
+"""The suite keeps what the libraries leave in the temporary folder inside pytest's own folder."""
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+
+def test_the_temporary_folder_of_a_test_and_of_the_processes_it_starts_is_pytests(tmp_path_factory: pytest.TempPathFactory):
+    pytests = tmp_path_factory.getbasetemp()
+    started = subprocess.run([sys.executable, "-c", "import tempfile; print(tempfile.gettempdir())"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    for folder in (tempfile.gettempdir(), started):
+        assert Path(folder).is_relative_to(pytests), (folder, pytests)
+        assert len(folder) < 60  # room for a Unix socket's path below it (108 characters at most)
