@@ -195,7 +195,7 @@ def mlflow_server(tmp_path: Path):
         yield server.url, server.artifacts
 
 
-def test_a_stage_logs_to_a_tracking_server(tiny_prepared: Path, isolated_workdir: Path, tmp_path: Path, mlflow_server, monkeypatch):
+def test_a_stage_logs_to_a_tracking_server(tiny_prepared: Path, isolated_workdir: Path, mlflow_server, monkeypatch):
     url, artifact_root = mlflow_server
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     write_params(isolated_workdir / "params.yaml", mlp=tiny_mlp_params())
@@ -216,8 +216,7 @@ def test_a_stage_logs_to_a_tracking_server(tiny_prepared: Path, isolated_workdir
     script = ("import sys, torch, mlflow; from hw4.serving.image_classifier import png_column; "
               "x = torch.load('data.pt', weights_only=True)['test_x'][:5].numpy(); "
               "print(len(mlflow.pyfunc.load_model(sys.argv[1]).predict(png_column(x))))")
-    # MLflow downloads the model into a temporary folder of its own and leaves it there
-    env = {**os.environ, "MLFLOW_TRACKING_URI": url, "HW4_ROOT": str(elsewhere), "TMPDIR": str(tmp_path)}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": url, "HW4_ROOT": str(elsewhere)}
     other = subprocess.run([sys.executable, "-c", script, f"runs:/{run.info.run_id}/model"], cwd=elsewhere, capture_output=True,
                            text=True, timeout=300, env=env)
     assert other.returncode == 0 and other.stdout.split()[-1] == "5", other.stderr[-2000:]
