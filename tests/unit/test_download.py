@@ -374,11 +374,17 @@ def test_replacing_a_stand_in_keeps_what_the_user_put_there(mirrors, tmp_path, m
 
 
 class Trickle:
-    """An HTTP server sending `size` bytes, `step` bytes every `pause_s` seconds."""
+    """An HTTP server sending `size` bytes, `step` bytes every `pause_s` seconds.
 
-    def __init__(self, size: int, step: int, pause_s: float) -> None:
+    With `hold_at` (a multiple of `step`), a response stops after that many bytes, sets
+    `holding` and goes on once `release` is set (or after a minute, so that nothing hangs).
+    """
+
+    def __init__(self, size: int, step: int, pause_s: float, hold_at: int | None = None) -> None:
         self.body = bytes(range(256)) * (size // 256)
         self.pause_s = pause_s
+        self.hold_at = hold_at
+        self.holding, self.release = threading.Event(), threading.Event()
         state = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -388,6 +394,9 @@ class Trickle:
                 self.end_headers()
                 try:
                     for i in range(0, len(state.body), step):
+                        if i == state.hold_at:
+                            state.holding.set()
+                            state.release.wait(timeout=60)
                         self.wfile.write(state.body[i : i + step])
                         self.wfile.flush()
                         time.sleep(state.pause_s)
@@ -440,7 +449,7 @@ from hw4.data.sources.registry import load_registry
 from hw4.stages import download as stage
 from tests.conftest import conf_values
 stage.exit_cleanly_on_sigterm()
-settings = stage.DownloadSettings(**conf_values("download", datasets=["toy"], retries=0, timeout_s=5))
+settings = stage.DownloadSettings(**conf_values("download", datasets=["toy"], retries=0, timeout_s=60))
 print(stage.run(settings, raw_dir=Path(sys.argv[2]), lock_path=Path(sys.argv[3]), registry=load_registry(Path(sys.argv[1]))))
 """
 
@@ -448,7 +457,9 @@ print(stage.run(settings, raw_dir=Path(sys.argv[2]), lock_path=Path(sys.argv[3])
 def test_sigterm_during_a_download_leaves_no_temporary_file_and_a_rerun_succeeds(tmp_path, monkeypatch):
     for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
-    trickle = Trickle(size=100_000, step=1000, pause_s=0.05)  # 5 s for the whole file
+    # Half the file, then nothing until the child is stopped: 50 kB is past the child's write
+    # buffer (8 KiB), so they are in its temporary file.
+    trickle = Trickle(size=100_000, step=1000, pause_s=0, hold_at=50_000)
     (tmp_path / "registry.yaml").write_text(
         f"toy:\n  mirrors: ['{trickle.base}']\n  files: [{{name: big.bin, md5: {md5(trickle.body)}}}]\n"
     )
@@ -459,18 +470,19 @@ def test_sigterm_during_a_download_leaves_no_temporary_file_and_a_rerun_succeeds
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     try:
         child = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 10
-        # Running: the stale file is gone and this run's own temporary file is growing.
-        while not any(p.name != ".big.bin.part-stale" and p.stat().st_size > 0 for p in (raw / "toy").iterdir()):
-            assert time.monotonic() < deadline and child.poll() is None, child.communicate()
+        # Downloading: the mirror holds half the file, the stale file is gone and this run's own
+        # temporary file has bytes. No clock: the child's imports take what the machine gives.
+        while not (trickle.holding.is_set() and
+                   any(p.name != ".big.bin.part-stale" and p.stat().st_size > 0 for p in (raw / "toy").iterdir())):
+            assert child.poll() is None, child.communicate()
             time.sleep(0.02)
         child.send_signal(signal.SIGTERM)
-        _, stderr = child.communicate(timeout=10)
+        _, stderr = child.communicate(timeout=60)
         assert child.returncode == 128 + signal.SIGTERM, stderr
         assert "stopped by SIGTERM; temporary files removed" in stderr
         assert list((raw / "toy").iterdir()) == []
 
-        trickle.pause_s = 0  # the mirror recovers; the rerun fetches the file whole
+        trickle.release.set()  # the mirror recovers; the rerun fetches the file whole
         done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=30)
     finally:
         trickle.close()
