@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -431,14 +432,16 @@ def test_a_trickling_mirror_is_given_up_as_stalled(tmp_path, monkeypatch, step, 
         monkeypatch.delenv(var, raising=False)
     trickle = Trickle(size=200_000, step=step, pause_s=0.1)
     spec = FileSpec(name="big.bin", path="big.bin", md5=md5(trickle.body))
-    started = time.monotonic()
     try:
         with pytest.raises(DownloadError) as caught:
             fetch(toy([trickle.base], spec), spec, tmp_path / "raw", PinLock(tmp_path / "lock.json"), http=http)
     finally:
         trickle.close()
-    assert time.monotonic() - started < 3
     assert f"{trickle.base}big.bin: stalled: " in str(caught.value) and reason in str(caught.value)
+    # Given up early, however fast the machine: the mirror paces itself, and when either check
+    # fires it has sent a few bytes (the rate) or about a tenth of the file (the deadline).
+    received = int(re.search(r"\((\d+)(?: of \d+)? bytes received\)", str(caught.value)).group(1))
+    assert 0 < received < len(trickle.body) // 4
     assert list((tmp_path / "raw").iterdir()) == []  # no temporary file
 
 
