@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import random
 import re
 import tempfile
@@ -73,7 +74,7 @@ def log_model(run_id: str, model: ModelToLog) -> str:
             artifacts[name] = str(path)
         # Logged into the run itself, not a new one: start_run(run_id) resumes it, and the
         # caller's StageRun sets its final status after.
-        with mlflow.start_run(run_id=run_id), pins_taken_as_checked():
+        with mlflow.start_run(run_id=run_id), pins_taken_as_checked(), download_bars_off():
             info = mlflow.pyfunc.log_model(
                 name=ARTIFACT_PATH,
                 python_model=module.PYTHON_MODEL(),
@@ -86,6 +87,23 @@ def log_model(run_id: str, model: ModelToLog) -> str:
     if model.task is not None:
         register(run_id, info.model_uri, model)
     return info.model_uri
+
+
+@contextmanager
+def download_bars_off() -> Iterator[None]:
+    """MLflow downloads a model it has just logged, twice, to try its input example, each time
+    drawing a progress bar in the stage's output: inside, it draws none."""
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR as BARS
+
+    before = os.environ.get(BARS.name)
+    os.environ[BARS.name] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[BARS.name]
+        else:
+            os.environ[BARS.name] = before
 
 
 @contextmanager

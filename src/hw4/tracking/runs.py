@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sys
 import time
@@ -347,6 +348,9 @@ class StageRun:
             return
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
+        # Its four INFO lines a run (no GPU to sample, started, stopping, stopped) say nothing
+        # the run's system/* metrics do not; its warnings still show.
+        logging.getLogger(SystemMetricsMonitor.__module__).setLevel(logging.WARNING)
         monitor = SystemMetricsMonitor(self.run_id, sampling_interval=interval_s, resume_logging=self.resumed,
                                        tracking_uri=tracking_uri())
         monitor.start()

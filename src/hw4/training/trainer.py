@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, NamedTuple, Sequence
@@ -22,6 +24,14 @@ from hw4.config import numerics
 # _ALIAS); tests/unit/test_trainer_settings.py fails when a release changes it.
 PRECISIONS = ("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true",
               "transformer-engine", "transformer-engine-float16", "64", "32", "16", "bf16")
+
+
+# What Lightning prints in every stage that its reader can do nothing about, each left out by its
+# exact text, so that every other warning and line still shows: that the checkpoint folder is not
+# empty (it never is: run.json, the resume state, is written there before the fit, even on a fresh
+# clone's first run), a deprecation inside Lightning's own calls to torch, and an advertisement.
+CHATTER = (r"Checkpoint directory .* exists and is not empty", r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+ADVERT = "💡 Tip: For seamless cloud logging"
 
 
 @dataclass
@@ -151,6 +161,7 @@ def build_trainer(
     """
     settings = settings.for_device(numerics.trains_on_cpu(settings.accelerator))
     numerics.configure(settings.numerics, settings.threads)
+    leave_out_chatter()
     run.provenance = numerics.provenance(settings.numerics)  # what the run's floats depend on
     run.set_tags(run.provenance)
     all_callbacks = [*callbacks, LearningRateMonitor(logging_interval="epoch")]
@@ -189,3 +200,13 @@ def build_trainer(
         num_sanity_val_steps=0,
         **overrides,
     )
+
+
+def leave_out_chatter() -> None:
+    for message in CHATTER:
+        warnings.filterwarnings("ignore", message=message)
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_not_the_advert)  # a no-op once added
+
+
+def _not_the_advert(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(ADVERT)
